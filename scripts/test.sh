@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, then builds and runs `make
+# check` twice (optimised with -Werror, and under ASan+UBSan with leak
+# detection), plus `make distcheck` once. The last line is the summary:
+# "N passed, N failed, N skipped" (TAP test points over all runs).
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+./autogen.sh >/dev/null 2>&1 || { echo "autogen failed"; echo "0 passed, 1 failed"; exit 1; }
+jobs=$(nproc)
+status=0
+extra_fail=0
+
+run_build() { # name, configure args...
+    local name=$1; shift
+    local dir="$top/_build/$name"
+    rm -rf "$dir"; mkdir -p "$dir"
+    echo "=== $name: configure $*"
+    ( cd "$dir" && "$top/configure" "$@" >configure.out 2>&1 ) || { cat "$dir/configure.out"; return 1; }
+    echo "=== $name: make check"
+    ( cd "$dir" && make -j"$jobs" >make.out 2>&1 ) || { tail -50 "$dir/make.out"; return 1; }
+    local rc=0
+    ( cd "$dir" && make -j"$jobs" check >check.out 2>&1 ) || rc=1
+    grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' "$dir/check.out"
+    [ $rc -eq 0 ] && return 0
+    {
+        for f in $(grep -l -E ':test-result: (FAIL|ERROR|XPASS)' "$dir"/test/*.trs 2>/dev/null); do
+            echo "--- ${f%.trs}.log"; grep -E -B2 -A8 '^not ok|Bail out|ERROR|Sanitizer|runtime error' "${f%.trs}.log" | head -80
+        done
+        return 1
+    }
+}
+
+run_build release --enable-werror CFLAGS="-O2 -g" || status=1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_build asan --enable-werror --enable-sanitizers=address,undefined CFLAGS="-O1 -g" || status=1
+
+echo "=== distcheck"
+if ( cd "$top/_build/release" && make -j"$jobs" distcheck >distcheck.out 2>&1 ); then
+    echo "PASS: make distcheck"; dist_pass=1
+else
+    tail -40 "$top/_build/release/distcheck.out"; echo "FAIL: make distcheck"; dist_pass=0; extra_fail=1; status=1
+fi
+
+count() { cat "$top"/_build/{release,asan}/test/*.trs "$top"/_build/{release,asan}/*.trs 2>/dev/null | grep -c ":test-result: $1" ; }
+pass=$(( $(count PASS) + dist_pass ))
+fail=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail ))
+skip=$(count SKIP)
+echo "${pass} passed, ${fail} failed, ${skip} skipped"
+exit $status

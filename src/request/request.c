@@ -1,0 +1,492 @@
+/*
+ * Low-level request API and response accessors.
+ *
+ * Header injection is impossible by construction: names must be HTTP tokens
+ * and values may not hold CR, LF, NUL or other control characters (HTAB
+ * excepted); the URL parser refuses spaces and controls; the method must be
+ * a token. Headers that decide message framing (Host, Content-Length,
+ * Transfer-Encoding, Connection) belong to the library alone.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "common/alloc.h"
+#include "client/client.h"
+#include "request/request.h"
+
+/* Bodies up to this size are copied next to the headers so that the whole
+ * request leaves in one write (one TLS record); larger ones are referenced. */
+#define INLINE_BODY_MAX 16384
+
+static int is_tchar(unsigned char ch)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch));
+}
+
+static int is_token(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+static const char *bad_value_char(const char *v)
+{
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return v;
+    }
+    return NULL;
+}
+
+static int default_idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") ||
+           !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
+}
+
+static void set_err(gapi_request *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_err(gapi_request *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->x.errmsg, sizeof(r->x.errmsg), fmt, ap);
+    va_end(ap);
+}
+
+int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, const char *url)
+{
+    gapi_request *r;
+    const char *why;
+    int rc;
+
+    if (!out || !c || !is_token(method) || !url)
+        return GAPI_EINVAL;
+    r = gapi__calloc(1, sizeof(*r));
+    if (!r)
+        return GAPI_ENOMEM;
+    rc = gapi__url_parse(&r->url, url, &why);
+    if (rc != GAPI_OK) {
+        gapi__free(r);
+        return rc;
+    }
+    r->method = gapi__strdup(method);
+    r->url_str = gapi__strdup(url);
+    if (!r->method || !r->url_str) {
+        gapi__request_destroy(r);
+        return GAPI_ENOMEM;
+    }
+    r->client = c;
+    r->idempotent = default_idempotent(method);
+    r->reader_length = -1;
+    *out = r;
+    return GAPI_OK;
+}
+
+void gapi__request_destroy(gapi_request *r)
+{
+    gapi__url_free(&r->url);
+    gapi__free(r->method);
+    gapi__free(r->url_str);
+    gapi__buf_free(&r->user_headers);
+    gapi__buf_free(&r->head);
+    gapi__free(r->body);
+    gapi__free(r->content_type);
+    gapi__response_reset(&r->x.resp);
+    gapi__free(r);
+}
+
+void gapi_request_free(gapi_request *r)
+{
+    if (r && r->state == GAPI__REQ_NEW)
+        gapi__request_destroy(r);
+}
+
+int gapi_request_add_header(gapi_request *r, const char *name, const char *value)
+{
+    static const char *const reserved[] = { "host", "content-length", "transfer-encoding",
+                                            "connection" };
+    const char *bad;
+    size_t i;
+
+    if (!r)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    if (!is_token(name)) {
+        set_err(r, "header name \"%s\" is not an HTTP token", name ? name : "(null)");
+        return GAPI_EINVAL;
+    }
+    if (!value) {
+        set_err(r, "header %s has a NULL value", name);
+        return GAPI_EINVAL;
+    }
+    if ((bad = bad_value_char(value)) != NULL) {
+        set_err(r, "header %s value has control character 0x%02x at offset %zu", name,
+                (unsigned char)*bad, (size_t)(bad - value));
+        return GAPI_EINVAL;
+    }
+    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (strcasecmp(name, reserved[i]) == 0) {
+            set_err(r, "header %s is managed by gapi and cannot be set", name);
+            return GAPI_EINVAL;
+        }
+    }
+    if (strcasecmp(name, "user-agent") == 0)
+        r->hflags |= GAPI__H_USER_AGENT;
+    else if (strcasecmp(name, "accept-encoding") == 0)
+        r->hflags |= GAPI__H_ACCEPT_ENCODING;
+    else if (strcasecmp(name, "content-type") == 0)
+        r->hflags |= GAPI__H_CONTENT_TYPE;
+    if (gapi__buf_printf(&r->user_headers, "%s: %s\r\n", name, value) != GAPI_OK)
+        return GAPI_ENOMEM;
+    return GAPI_OK;
+}
+
+static int set_content_type(gapi_request *r, const char *ct)
+{
+    char *dup = NULL;
+
+    if (ct) {
+        const char *bad = bad_value_char(ct);
+        if (bad) {
+            set_err(r, "content type has control character 0x%02x", (unsigned char)*bad);
+            return GAPI_EINVAL;
+        }
+        dup = gapi__strdup(ct);
+        if (!dup)
+            return GAPI_ENOMEM;
+    }
+    gapi__free(r->content_type);
+    r->content_type = dup;
+    return GAPI_OK;
+}
+
+int gapi_request_set_body(gapi_request *r, const void *data, size_t len, const char *ct)
+{
+    char *copy;
+    int rc;
+
+    if (!r || (!data && len))
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    if ((rc = set_content_type(r, ct)) != GAPI_OK)
+        return rc;
+    copy = gapi__malloc(len);
+    if (!copy)
+        return GAPI_ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    gapi__free(r->body);
+    r->body = copy;
+    r->body_len = len;
+    r->reader = NULL;
+    return GAPI_OK;
+}
+
+int gapi_request_set_body_reader(gapi_request *r, long long content_length, const char *ct,
+                                 gapi_body_read_cb read, void *arg)
+{
+    int rc;
+
+    if (!r || !read || content_length < -1)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    if ((rc = set_content_type(r, ct)) != GAPI_OK)
+        return rc;
+    gapi__free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+    r->reader = read;
+    r->reader_arg = arg;
+    r->reader_length = content_length;
+    return GAPI_OK;
+}
+
+int gapi_request_set_timeouts(gapi_request *r, unsigned connect_ms, unsigned stall_ms,
+                              unsigned deadline_ms)
+{
+    if (!r)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    r->connect_ms = connect_ms;
+    r->stall_ms = stall_ms;
+    r->deadline_ms = deadline_ms;
+    return GAPI_OK;
+}
+
+int gapi_request_set_idempotent(gapi_request *r, int idempotent)
+{
+    if (!r)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    r->idempotent = idempotent != 0;
+    return GAPI_OK;
+}
+
+static int needs_length(const char *m)
+{
+    /* RFC 9110 8.6: a user agent should send Content-Length: 0 for methods
+     * that define a body when it has none; some servers answer 411 else. */
+    return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
+}
+
+static int serialize(gapi_request *r)
+{
+    gapi__buf *h = &r->head;
+    int rc = 0;
+
+    gapi__buf_reset(h);
+    rc |= gapi__buf_printf(h, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->url.target,
+                           r->url.authority);
+    if (!(r->hflags & GAPI__H_USER_AGENT))
+        rc |= gapi__buf_puts(h, "User-Agent: gapi/" GAPI_VERSION_STRING "\r\n");
+    if (!(r->hflags & GAPI__H_ACCEPT_ENCODING))
+        rc |= gapi__buf_puts(h, "Accept-Encoding: gzip, deflate\r\n");
+    if (r->user_headers.len)
+        rc |= gapi__buf_append(h, r->user_headers.data, r->user_headers.len);
+    if (r->content_type && !(r->hflags & GAPI__H_CONTENT_TYPE))
+        rc |= gapi__buf_printf(h, "Content-Type: %s\r\n", r->content_type);
+    if (r->reader && r->reader_length < 0)
+        rc |= gapi__buf_puts(h, "Transfer-Encoding: chunked\r\n");
+    else if (r->reader)
+        rc |= gapi__buf_printf(h, "Content-Length: %lld\r\n", r->reader_length);
+    else if (r->body || needs_length(r->method))
+        rc |= gapi__buf_printf(h, "Content-Length: %zu\r\n", r->body_len);
+    rc |= gapi__buf_puts(h, "\r\n");
+    if (r->body_len && r->body_len <= INLINE_BODY_MAX)
+        rc |= gapi__buf_append(h, r->body, r->body_len);
+    return rc ? GAPI_ENOMEM : GAPI_OK;
+}
+
+static unsigned pick(unsigned req, unsigned dflt)
+{
+    unsigned v = req ? req : dflt;
+    return v == GAPI_NO_TIMEOUT ? 0 : v;
+}
+
+static int is_json_type(const char *ct)
+{
+    size_t n;
+
+    if (!ct)
+        return 0;
+    n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return 1;
+    return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+/* Parse a JSON body; returns GAPI_OK (also when there is nothing to parse)
+ * or GAPI_EJSON with a message. */
+static int parse_json(gapi_client *c, gapi_request *r)
+{
+    gapi_response *resp = &r->x.resp;
+    struct json_object *obj;
+    enum json_tokener_error jerr;
+    size_t end;
+
+    if (!is_json_type(gapi__response_find(resp, "content-type")) || resp->body.len == 0)
+        return GAPI_OK;
+    json_tokener_reset(c->tok);
+    obj = json_tokener_parse_ex(c->tok, resp->body.data, (int)resp->body.len);
+    jerr = json_tokener_get_error(c->tok);
+    end = json_tokener_get_parse_end(c->tok);
+    while (obj && end < resp->body.len && strchr(" \t\r\n", resp->body.data[end]))
+        end++;
+    if (!obj || jerr != json_tokener_success || end != resp->body.len) {
+        json_object_put(obj);
+        set_err(r, "response body is not valid JSON: %s at offset %zu",
+                jerr == json_tokener_success    ? "trailing data"
+                : jerr == json_tokener_continue ? "unexpected end"
+                                                : json_tokener_error_desc(jerr),
+                end);
+        return GAPI_EJSON;
+    }
+    resp->json = obj;
+    return GAPI_OK;
+}
+
+static void xfer_done(gapi__xfer *x, int err)
+{
+    gapi_request *r = (gapi_request *)((char *)x - offsetof(gapi_request, x));
+    gapi_client *c = r->client;
+
+    if (err == GAPI_OK && !r->x.head_request)
+        err = parse_json(c, r);
+    gapi__client_complete(c, r, err);
+}
+
+int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
+{
+    gapi_client *c;
+    gapi__xfer *x;
+    int rc;
+
+    if (!r || !cb)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    c = r->client;
+    if (c->closing)
+        return GAPI_ESHUTDOWN;
+    if ((rc = serialize(r)) != GAPI_OK)
+        return rc;
+    x = &r->x;
+    x->url = &r->url;
+    x->head = &r->head;
+    x->body = r->body_len > INLINE_BODY_MAX ? r->body : NULL;
+    x->body_len = r->body_len > INLINE_BODY_MAX ? r->body_len : 0;
+    x->reader = r->reader;
+    x->reader_arg = r->reader_arg;
+    x->reader_length = r->reader_length;
+    x->head_request = strcmp(r->method, "HEAD") == 0;
+    x->idempotent = r->idempotent;
+    x->connect_ms = pick(r->connect_ms, c->opts.connect_timeout_ms);
+    x->stall_ms = pick(r->stall_ms, c->opts.stall_timeout_ms);
+    x->deadline_ms = pick(r->deadline_ms, c->opts.deadline_ms);
+    x->max_header_bytes = c->opts.max_header_bytes;
+    x->max_body_bytes = c->opts.max_body_bytes;
+    x->done = xfer_done;
+    r->cb = cb;
+    r->arg = arg;
+    r->state = GAPI__REQ_INFLIGHT;
+    TAILQ_INSERT_TAIL(&c->live, r, live_link);
+    rc = gapi__pool_submit(c->pool, x);
+    if (rc != GAPI_OK) {
+        TAILQ_REMOVE(&c->live, r, live_link);
+        r->state = GAPI__REQ_NEW;
+        return rc;
+    }
+    c->started++;
+    return GAPI_OK;
+}
+
+int gapi_request_cancel(gapi_request *r)
+{
+    if (!r || r->state != GAPI__REQ_INFLIGHT)
+        return GAPI_EBUSY;
+    gapi__pool_abort(r->client->pool, &r->x, GAPI_ECANCELED, "request cancelled");
+    return GAPI_OK;
+}
+
+const char *gapi_request_errmsg(const gapi_request *r)
+{
+    return r ? r->x.errmsg : "";
+}
+
+const char *gapi_request_method(const gapi_request *r)
+{
+    return r ? r->method : NULL;
+}
+
+const char *gapi_request_url(const gapi_request *r)
+{
+    return r ? r->url_str : NULL;
+}
+
+/* ---------------------------------------------------------------- response */
+
+int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen,
+                              const char *value, size_t vlen)
+{
+    size_t off = r->arena.len;
+
+    if (r->nhdrs == r->hdrs_cap) {
+        size_t cap = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
+        gapi__hdr_ref *h = gapi__realloc(r->hdrs, cap * sizeof(*h));
+        if (!h)
+            return GAPI_ENOMEM;
+        r->hdrs = h;
+        r->hdrs_cap = cap;
+    }
+    if (off + nlen + vlen + 2 > UINT32_MAX ||
+        gapi__buf_reserve(&r->arena, nlen + vlen + 2) != GAPI_OK)
+        return GAPI_ENOMEM;
+    memcpy(r->arena.data + off, name, nlen);
+    r->arena.data[off + nlen] = '\0';
+    memcpy(r->arena.data + off + nlen + 1, value, vlen);
+    r->arena.data[off + nlen + 1 + vlen] = '\0';
+    r->arena.len += nlen + vlen + 2;
+    r->hdrs[r->nhdrs].name = (uint32_t)off;
+    r->hdrs[r->nhdrs].value = (uint32_t)(off + nlen + 1);
+    r->nhdrs++;
+    return GAPI_OK;
+}
+
+void gapi__response_reset(gapi_response *r)
+{
+    gapi__buf_free(&r->arena);
+    gapi__buf_free(&r->body);
+    gapi__free(r->hdrs);
+    json_object_put(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+const char *gapi__response_find(const gapi_response *r, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < r->nhdrs; i++)
+        if (strcasecmp(r->arena.data + r->hdrs[i].name, name) == 0)
+            return r->arena.data + r->hdrs[i].value;
+    return NULL;
+}
+
+int gapi_response_status(const gapi_response *r)
+{
+    return r ? r->status : 0;
+}
+
+const char *gapi_response_header(const gapi_response *r, const char *name)
+{
+    return r && name ? gapi__response_find(r, name) : NULL;
+}
+
+size_t gapi_response_header_count(const gapi_response *r)
+{
+    return r ? r->nhdrs : 0;
+}
+
+int gapi_response_header_at(const gapi_response *r, size_t i, const char **name,
+                            const char **value)
+{
+    if (!r || i >= r->nhdrs)
+        return GAPI_EINVAL;
+    if (name)
+        *name = r->arena.data + r->hdrs[i].name;
+    if (value)
+        *value = r->arena.data + r->hdrs[i].value;
+    return GAPI_OK;
+}
+
+const char *gapi_response_body(const gapi_response *r, size_t *len)
+{
+    if (len)
+        *len = r ? r->body.len : 0;
+    return r && r->body.data ? r->body.data : "";
+}
+
+struct json_object *gapi_response_json(const gapi_response *r)
+{
+    return r ? r->json : NULL;
+}
