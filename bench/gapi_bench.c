@@ -38,7 +38,8 @@ static void on_resp(gapi_request *req, int err, const gapi_response *resp, void 
     b->inflight--;
     if (err || gapi_response_status(resp) != 200) {
         if (b->errors++ < 3)
-            fprintf(stderr, "error: %s %s\n", gapi_error_name(err), gapi_request_errmsg(req));
+            fprintf(stderr, "error: %s status %d %s\n", gapi_error_name(err),
+                    gapi_response_status(resp), gapi_request_errmsg(req));
     } else {
         struct json_object *j = gapi_response_json(resp);
         if (j)

@@ -26,6 +26,7 @@ mkdir -p _build/release
 BENCH="$top/_build/release/bench/gapi_bench"
 
 tmp=$(mktemp -d)
+chmod 755 "$tmp" # nginx workers run as www-data
 trap '[ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # A CA and a server certificate for 127.0.0.1, made now.
@@ -74,7 +75,7 @@ curl_ok=$("$BENCH" -u "$url" -c 1 -d 1 -a "$tmp/ca.pem" | awk '{print $2}')
 
 echo "gapi transport benchmark: nginx HTTPS keep-alive, ${size}-byte JSON, ${DURATION}s per run"
 echo "server pinned to CPU 0, client to CPU 1; $(nproc) cores; $(uname -r)"
-printf '%-5s %-5s %12s %14s %12s\n' conc client "requests/s" "cpu_us/req" "peak_rss_kb"
+printf '%-5s %-5s %12s %12s %10s %10s %12s\n' conc client "requests/s" "cpu_us/req" "user_us" "sys_us" "peak_rss_kb"
 summary=""
 for c in $CONCS; do
     /usr/bin/time -f "%U %S %M" -o "$tmp/time.wrk" taskset -c 1 \
@@ -83,7 +84,9 @@ for c in $CONCS; do
     wrps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
     read -r wu ws wm <"$tmp/time.wrk"
     wcpu=$(awk -v u="$wu" -v s="$ws" -v n="$wn" 'BEGIN {printf "%.2f", (u+s)*1e6/n}')
-    printf '%-5s %-5s %12.0f %14s %12s\n' "$c" wrk "$wrps" "$wcpu" "$wm"
+    printf '%-5s %-5s %12.0f %12s %10s %10s %12s\n' "$c" wrk "$wrps" "$wcpu" \
+        "$(awk -v u="$wu" -v n="$wn" 'BEGIN {printf "%.2f", u*1e6/n}')" \
+        "$(awk -v u="$ws" -v n="$wn" 'BEGIN {printf "%.2f", u*1e6/n}')" "$wm"
 
     /usr/bin/time -f "%U %S %M" -o "$tmp/time.gapi" taskset -c 1 \
         "$BENCH" -u "$url" -c "$c" -d "$DURATION" -a "$tmp/ca.pem" >"$tmp/gapi.out"
@@ -91,7 +94,9 @@ for c in $CONCS; do
     grps=$(awk '{print $8}' "$tmp/gapi.out")
     read -r gu gs gm <"$tmp/time.gapi"
     gcpu=$(awk -v u="$gu" -v s="$gs" -v n="$gn" 'BEGIN {printf "%.2f", (u+s)*1e6/n}')
-    printf '%-5s %-5s %12.0f %14s %12s\n' "$c" gapi "$grps" "$gcpu" "$gm"
+    printf '%-5s %-5s %12.0f %12s %10s %10s %12s\n' "$c" gapi "$grps" "$gcpu" \
+        "$(awk -v u="$gu" -v n="$gn" 'BEGIN {printf "%.2f", u*1e6/n}')" \
+        "$(awk -v u="$gs" -v n="$gn" 'BEGIN {printf "%.2f", u*1e6/n}')" "$gm"
     ratio=$(awk -v g="$grps" -v w="$wrps" 'BEGIN {printf "%.2f", g/w}')
     summary="$summary\nconcurrency $c: gapi/wrk requests/s = $ratio, gapi cpu_us/req = $gcpu (wrk $wcpu)"
 done

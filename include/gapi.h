@@ -123,10 +123,20 @@ typedef struct gapi_client_options {
     /* Resolver to use; NULL makes one from the system configuration. Not
      * freed by the client. */
     struct evdns_base *dns_base;
+
+    /* GAPI_CLIENT_* flags. */
+    unsigned flags;
 } gapi_client_options;
 
+/* By default gapi_client_new sets SIGPIPE to SIG_IGN when it is still SIG_DFL:
+ * a peer closing a socket while a request is written must not kill the
+ * process (libevent and OpenSSL write with write(2), which raises SIGPIPE).
+ * This flag leaves the signal disposition alone; the caller then handles or
+ * ignores SIGPIPE itself. */
+#define GAPI_CLIENT_KEEP_SIGPIPE 0x1u
+
 #define GAPI_CLIENT_OPTIONS_INIT { GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, \
-                                   0, 0, 0, 0, 0, 0, 0, NULL }
+                                   0, 0, 0, 0, 0, 0, 0, NULL, 0 }
 
 /* Make a client bound to the caller's event_base. The library never runs the
  * loop itself in this mode. opts may be NULL for defaults. On failure *out is

@@ -7,6 +7,7 @@
  * once, and that nothing is left on the base afterwards.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -867,6 +868,9 @@ static void test_cancel(void)
     is_int(r[1].err, GAPI_ECANCELED, "cancel: waiting gets GAPI_ECANCELED");
     is_int(r[2].err, 0, "cancel: the third still succeeds");
     ok(r[0].calls == 1 && r[1].calls == 1 && r[2].calls == 1, "cancel: each callback once");
+    res_free(&r[0]);
+    res_free(&r[1]);
+    res_free(&r[2]);
     fx_teardown(&f, "cancel");
 }
 
@@ -939,6 +943,8 @@ static void test_free_in_flight(void)
     is_int(r[0].err, 0, "free in callback: its own request succeeded");
     is_int(once, 10, "free in callback: every callback once");
     is_int(shut, 9, "free in callback: the others got GAPI_ESHUTDOWN");
+    for (i = 0; i < 10; i++)
+        res_free(&r[i]);
     fx_teardown(&f, "free in callback");
 }
 
@@ -1027,9 +1033,42 @@ static void test_plain_http(void)
     fx_teardown(&f, "http");
 }
 
+static void my_sigpipe(int sig)
+{
+    (void)sig;
+}
+
+static void test_sigpipe(void)
+{
+    struct event_base *base = event_base_new();
+    gapi_client_options co = GAPI_CLIENT_OPTIONS_INIT;
+    struct sigaction sa;
+    gapi_client *c;
+
+    signal(SIGPIPE, my_sigpipe);
+    gapi_client_new(&c, base, NULL, NULL, 0);
+    gapi_client_free(c);
+    sigaction(SIGPIPE, NULL, &sa);
+    ok(sa.sa_handler == my_sigpipe, "sigpipe: the program's own handler is kept");
+
+    signal(SIGPIPE, SIG_DFL);
+    co.flags = GAPI_CLIENT_KEEP_SIGPIPE;
+    gapi_client_new(&c, base, &co, NULL, 0);
+    gapi_client_free(c);
+    sigaction(SIGPIPE, NULL, &sa);
+    ok(sa.sa_handler == SIG_DFL, "sigpipe: GAPI_CLIENT_KEEP_SIGPIPE leaves SIG_DFL");
+
+    gapi_client_new(&c, base, NULL, NULL, 0);
+    gapi_client_free(c);
+    sigaction(SIGPIPE, NULL, &sa);
+    ok(sa.sa_handler == SIG_IGN, "sigpipe: default action replaced by SIG_IGN");
+    event_base_free(base);
+}
+
 int main(void)
 {
     tu_watchdog(240);
+    test_sigpipe();
     test_basic_get();
     test_keepalive_reuse();
     test_concurrency_and_pool(4, 200, "pool limit 4");

@@ -10,6 +10,7 @@
  *    anything is freed. Inside a callback the free waits for the outermost
  *    callback to return (hiredis' REDIS_IN_CALLBACK rule).
  */
+#include <signal.h>
 #include <string.h>
 
 #include <event2/dns.h>
@@ -108,6 +109,19 @@ static struct evdns_base *make_resolver(struct event_base *base)
     return dns;
 }
 
+/* Only replaces the default action (termination): a handler or SIG_IGN the
+ * program chose stays. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 static int session_hook(SSL *ssl, SSL_SESSION *sess)
 {
     return gapi__conn_on_tls_session(ssl, sess);
@@ -135,6 +149,8 @@ int gapi_client_new(gapi_client **out, struct event_base *base,
         o = *opts;
     }
     resolve_defaults(&o);
+    if (!(o.flags & GAPI_CLIENT_KEEP_SIGPIPE))
+        ignore_sigpipe();
     c = gapi__calloc(1, sizeof(*c));
     if (!c) {
         fail_msg(errbuf, errbuf_size, "out of memory");
