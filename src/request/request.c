@@ -73,9 +73,14 @@ int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, con
     const char *why;
     int rc;
 
+    size_t mlen, ulen;
+
     if (!out || !c || !is_token(method) || !url)
         return GAPI_EINVAL;
-    r = gapi__calloc(1, sizeof(*r));
+    mlen = strlen(method) + 1;
+    ulen = strlen(url) + 1;
+    /* The request and its two strings in one block. */
+    r = gapi__calloc(1, sizeof(*r) + mlen + ulen);
     if (!r)
         return GAPI_ENOMEM;
     rc = gapi__url_parse(&r->url, url, &why);
@@ -83,12 +88,10 @@ int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, con
         gapi__free(r);
         return rc;
     }
-    r->method = gapi__strdup(method);
-    r->url_str = gapi__strdup(url);
-    if (!r->method || !r->url_str) {
-        gapi__request_destroy(r);
-        return GAPI_ENOMEM;
-    }
+    r->method = (char *)(r + 1);
+    memcpy(r->method, method, mlen);
+    r->url_str = r->method + mlen;
+    memcpy(r->url_str, url, ulen);
     r->client = c;
     r->idempotent = default_idempotent(method);
     r->reader_length = -1;
@@ -99,8 +102,6 @@ int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, con
 void gapi__request_destroy(gapi_request *r)
 {
     gapi__url_free(&r->url);
-    gapi__free(r->method);
-    gapi__free(r->url_str);
     gapi__buf_free(&r->user_headers);
     gapi__buf_free(&r->head);
     gapi__free(r->body);
@@ -248,33 +249,52 @@ static int needs_length(const char *m)
     return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
 }
 
+#define PUT(lit) gapi__buf_append(h, lit, sizeof(lit) - 1)
+
+/* Hand-rolled rather than printf: this runs once per request. */
 static int serialize(gapi_request *r)
 {
     gapi__buf *h = &r->head;
-    int rc = 0;
+    char num[32];
+    int rc = 0, n;
 
     gapi__buf_reset(h);
-    rc |= gapi__buf_printf(h, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->url.target,
-                           r->url.authority);
+    rc |= gapi__buf_reserve(h, strlen(r->method) + strlen(r->url.target) +
+                                   strlen(r->url.authority) + r->user_headers.len + 160 +
+                                   (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0));
+    rc |= gapi__buf_puts(h, r->method);
+    rc |= PUT(" ");
+    rc |= gapi__buf_puts(h, r->url.target);
+    rc |= PUT(" HTTP/1.1\r\nHost: ");
+    rc |= gapi__buf_puts(h, r->url.authority);
+    rc |= PUT("\r\n");
     if (!(r->hflags & GAPI__H_USER_AGENT))
-        rc |= gapi__buf_puts(h, "User-Agent: gapi/" GAPI_VERSION_STRING "\r\n");
+        rc |= PUT("User-Agent: gapi/" GAPI_VERSION_STRING "\r\n");
     if (!(r->hflags & GAPI__H_ACCEPT_ENCODING))
-        rc |= gapi__buf_puts(h, "Accept-Encoding: gzip, deflate\r\n");
+        rc |= PUT("Accept-Encoding: gzip, deflate\r\n");
     if (r->user_headers.len)
         rc |= gapi__buf_append(h, r->user_headers.data, r->user_headers.len);
-    if (r->content_type && !(r->hflags & GAPI__H_CONTENT_TYPE))
-        rc |= gapi__buf_printf(h, "Content-Type: %s\r\n", r->content_type);
-    if (r->reader && r->reader_length < 0)
-        rc |= gapi__buf_puts(h, "Transfer-Encoding: chunked\r\n");
-    else if (r->reader)
-        rc |= gapi__buf_printf(h, "Content-Length: %lld\r\n", r->reader_length);
-    else if (r->body || needs_length(r->method))
-        rc |= gapi__buf_printf(h, "Content-Length: %zu\r\n", r->body_len);
-    rc |= gapi__buf_puts(h, "\r\n");
+    if (r->content_type && !(r->hflags & GAPI__H_CONTENT_TYPE)) {
+        rc |= PUT("Content-Type: ");
+        rc |= gapi__buf_puts(h, r->content_type);
+        rc |= PUT("\r\n");
+    }
+    if (r->reader && r->reader_length < 0) {
+        rc |= PUT("Transfer-Encoding: chunked\r\n");
+    } else if (r->reader || r->body || needs_length(r->method)) {
+        n = snprintf(num, sizeof(num), "%lld",
+                     r->reader ? r->reader_length : (long long)r->body_len);
+        rc |= PUT("Content-Length: ");
+        rc |= gapi__buf_append(h, num, (size_t)n);
+        rc |= PUT("\r\n");
+    }
+    rc |= PUT("\r\n");
     if (r->body_len && r->body_len <= INLINE_BODY_MAX)
         rc |= gapi__buf_append(h, r->body, r->body_len);
     return rc ? GAPI_ENOMEM : GAPI_OK;
 }
+
+#undef PUT
 
 static unsigned pick(unsigned req, unsigned dflt)
 {
@@ -411,16 +431,24 @@ int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen,
 {
     size_t off = r->arena.len;
 
+    if (!r->hdrs) {
+        r->hdrs = r->inline_hdrs;
+        r->hdrs_cap = GAPI__INLINE_HDRS;
+    }
     if (r->nhdrs == r->hdrs_cap) {
-        size_t cap = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
-        gapi__hdr_ref *h = gapi__realloc(r->hdrs, cap * sizeof(*h));
+        size_t cap = r->hdrs_cap * 2;
+        gapi__hdr_ref *h = gapi__malloc(cap * sizeof(*h));
         if (!h)
             return GAPI_ENOMEM;
+        memcpy(h, r->hdrs, r->nhdrs * sizeof(*h));
+        if (r->hdrs != r->inline_hdrs)
+            gapi__free(r->hdrs);
         r->hdrs = h;
         r->hdrs_cap = cap;
     }
+    /* One arena allocation covers the headers of a typical response. */
     if (off + nlen + vlen + 2 > UINT32_MAX ||
-        gapi__buf_reserve(&r->arena, nlen + vlen + 2) != GAPI_OK)
+        gapi__buf_reserve(&r->arena, off ? nlen + vlen + 2 : 1024) != GAPI_OK)
         return GAPI_ENOMEM;
     memcpy(r->arena.data + off, name, nlen);
     r->arena.data[off + nlen] = '\0';
@@ -437,7 +465,8 @@ void gapi__response_reset(gapi_response *r)
 {
     gapi__buf_free(&r->arena);
     gapi__buf_free(&r->body);
-    gapi__free(r->hdrs);
+    if (r->hdrs != r->inline_hdrs)
+        gapi__free(r->hdrs);
     json_object_put(r->json);
     memset(r, 0, sizeof(*r));
 }

@@ -486,6 +486,20 @@ static const gapi__http_callbacks parser_cbs = {
 #define UPLOAD_HIGH (64 * 1024)
 #define UPLOAD_PIECE (16 * 1024)
 
+/* Output is queued with writing disabled: some libevent versions write (and
+ * may report a failure through on_event) from inside evbuffer_add, which
+ * would destroy the connection under our feet. Writing resumes from the
+ * loop once enabled again. */
+static void hold_writes(gapi__conn *c)
+{
+    bufferevent_disable(c->bev, EV_WRITE);
+}
+
+static void release_writes(gapi__conn *c)
+{
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
 static int pump_upload(gapi__conn *c)
 {
     gapi__xfer *x = c->x;
@@ -553,6 +567,7 @@ void gapi__conn_start(gapi__conn *c, gapi__xfer *x)
     } else {
         bufferevent_set_timeouts(c->bev, NULL, NULL);
     }
+    hold_writes(c);
     evbuffer_add(out, x->head->data, x->head->len);
     if (x->body_len)
         evbuffer_add_reference(out, x->body, x->body_len, NULL, NULL);
@@ -563,7 +578,7 @@ void gapi__conn_start(gapi__conn *c, gapi__xfer *x)
             return;
         }
     }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    release_writes(c);
 }
 
 /* The response is complete: hand the connection back (or close it), then
@@ -667,9 +682,13 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->state != GAPI__CONN_ACTIVE)
         return;
     if (!c->upload_done) {
+        hold_writes(c);
         rc = pump_upload(c);
-        if (rc != GAPI_OK)
+        if (rc != GAPI_OK) {
             conn_fail(c, rc);
+            return;
+        }
+        release_writes(c);
         return;
     }
     /* Everything is written: from now on the server owes us bytes. */

@@ -37,12 +37,15 @@ typedef struct gapi__hdr_ref {
     uint32_t value;
 } gapi__hdr_ref;
 
+#define GAPI__INLINE_HDRS 16
+
 struct gapi_response {
     int status;
     int http_minor;
     gapi__buf arena;       /* "name\0value\0..." */
-    gapi__hdr_ref *hdrs;
+    gapi__hdr_ref *hdrs;   /* inline_hdrs until more are needed */
     size_t nhdrs, hdrs_cap;
+    gapi__hdr_ref inline_hdrs[GAPI__INLINE_HDRS];
     gapi__buf body;        /* decoded */
     struct json_object *json;
 };

@@ -49,43 +49,44 @@ static int valid_reg_name(const char *h, size_t n)
     return n > 0;
 }
 
-/* Split "host[:port]" or "[v6][:port]" into u->host / u->port. */
-static int split_authority(gapi__url *u, const char *a, size_t n, const char **why)
+/* Split "host[:port]" or "[v6][:port]": sets *host and *hlen (brackets off),
+ * u->port and u->host_is_ip. Allocates nothing. */
+static int split_authority(gapi__url *u, const char *a, size_t n, const char **host,
+                           size_t *hlen, const char **why)
 {
-    const char *host = a, *colon = NULL;
-    size_t hlen;
+    const char *colon = NULL;
     char tmp[64];
 
+    *host = a;
     if (n && a[0] == '[') {
         const char *close = memchr(a, ']', n);
+        struct in6_addr a6;
+
         if (!close)
             return *why = "unterminated IPv6 literal", GAPI_EINVAL;
-        host = a + 1;
-        hlen = (size_t)(close - host);
+        *host = a + 1;
+        *hlen = (size_t)(close - *host);
         if (close + 1 < a + n) {
             if (close[1] != ':')
                 return *why = "junk after IPv6 literal", GAPI_EINVAL;
             colon = close + 1;
         }
-        if (hlen == 0 || hlen >= sizeof(tmp))
+        if (*hlen == 0 || *hlen >= sizeof(tmp))
             return *why = "bad IPv6 literal", GAPI_EINVAL;
-        memcpy(tmp, host, hlen);
-        tmp[hlen] = '\0';
-        {
-            struct in6_addr a6;
-            if (inet_pton(AF_INET6, tmp, &a6) != 1)
-                return *why = "bad IPv6 literal", GAPI_EINVAL;
-        }
+        memcpy(tmp, *host, *hlen);
+        tmp[*hlen] = '\0';
+        if (inet_pton(AF_INET6, tmp, &a6) != 1)
+            return *why = "bad IPv6 literal", GAPI_EINVAL;
         u->host_is_ip = 1;
     } else {
         colon = memchr(a, ':', n);
-        hlen = colon ? (size_t)(colon - a) : n;
-        if (!valid_reg_name(a, hlen))
-            return *why = hlen ? "host has invalid characters" : "empty host", GAPI_EINVAL;
-        if (hlen < sizeof(tmp)) {
+        *hlen = colon ? (size_t)(colon - a) : n;
+        if (!valid_reg_name(a, *hlen))
+            return *why = *hlen ? "host has invalid characters" : "empty host", GAPI_EINVAL;
+        if (*hlen < sizeof(tmp)) {
             struct in_addr a4;
-            memcpy(tmp, a, hlen);
-            tmp[hlen] = '\0';
+            memcpy(tmp, a, *hlen);
+            tmp[*hlen] = '\0';
             u->host_is_ip = inet_pton(AF_INET, tmp, &a4) == 1;
         }
     }
@@ -95,38 +96,46 @@ static int split_authority(gapi__url *u, const char *a, size_t n, const char **w
     } else {
         u->port = u->tls ? 443 : 80;
     }
-    u->host = gapi__strndup(host, hlen);
-    if (!u->host)
-        return GAPI_ENOMEM;
-    for (char *p = u->host; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
     return GAPI_OK;
 }
 
-static int build_derived(gapi__url *u)
+/* All four strings live in one allocation (u->host is its start): one
+ * malloc per request instead of four. */
+static int build(gapi__url *u, const char *host, size_t hlen, const char *path)
 {
-    int v6 = strchr(u->host, ':') != NULL;
+    size_t plen = strlen(path);
+    int v6 = memchr(host, ':', hlen) != NULL;
     int dflt = u->port == (u->tls ? 443 : 80);
-    size_t n = strlen(u->host) + 32;
-    int w;
+    size_t size = (hlen + 1) + (plen + 2) + (hlen + 9) + (hlen + 18);
+    char *m = gapi__malloc(size), *p;
+    size_t i;
 
-    u->authority = gapi__malloc(n);
-    u->origin = gapi__malloc(n);
-    if (!u->authority || !u->origin)
+    if (!m)
         return GAPI_ENOMEM;
+    for (i = 0; i < hlen; i++)
+        m[i] = (char)tolower((unsigned char)host[i]);
+    m[hlen] = '\0';
+    u->host = m;
+    p = m + hlen + 1;
+    u->target = p;
+    if (*path != '/')
+        *p++ = '/'; /* "https://h?q" has an empty path: the target is "/?q" */
+    memcpy(p, path, plen + 1);
+    p += plen + 1;
+    u->authority = p;
     if (dflt)
-        w = snprintf(u->authority, n, v6 ? "[%s]" : "%s", u->host);
+        p += sprintf(p, v6 ? "[%s]" : "%s", u->host) + 1;
     else
-        w = snprintf(u->authority, n, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
-    (void)w;
-    snprintf(u->origin, n, v6 ? "%s://[%s]:%u" : "%s://%s:%u", u->tls ? "https" : "http",
-             u->host, u->port);
+        p += sprintf(p, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port) + 1;
+    u->origin = p;
+    sprintf(p, v6 ? "%s://[%s]:%u" : "%s://%s:%u", u->tls ? "https" : "http", u->host, u->port);
     return GAPI_OK;
 }
 
 int gapi__url_parse(gapi__url *u, const char *url, const char **why)
 {
-    const char *p, *auth, *auth_end;
+    const char *p, *auth, *auth_end, *host = NULL;
+    size_t hlen = 0;
     int rc;
 
     memset(u, 0, sizeof(*u));
@@ -149,34 +158,19 @@ int gapi__url_parse(gapi__url *u, const char *url, const char **why)
     auth_end = auth + strcspn(auth, "/?");
     if (memchr(auth, '@', (size_t)(auth_end - auth)))
         return *why = "URL has user-info (credentials do not belong in URLs)", GAPI_EINVAL;
-    rc = split_authority(u, auth, (size_t)(auth_end - auth), why);
-    if (rc == GAPI_OK) {
-        if (*auth_end == '/')
-            u->target = gapi__strdup(auth_end);
-        else {
-            /* "https://h?q" has an empty path: the target is "/?q". */
-            size_t n = strlen(auth_end);
-            u->target = gapi__malloc(n + 2);
-            if (u->target) {
-                u->target[0] = '/';
-                memcpy(u->target + 1, auth_end, n + 1);
-            }
-        }
-        rc = u->target ? build_derived(u) : GAPI_ENOMEM;
-    }
+    rc = split_authority(u, auth, (size_t)(auth_end - auth), &host, &hlen, why);
+    if (rc == GAPI_OK)
+        rc = build(u, host, hlen, auth_end);
     if (rc != GAPI_OK) {
-        gapi__url_free(u);
         if (rc == GAPI_ENOMEM)
             *why = "out of memory";
+        memset(u, 0, sizeof(*u));
     }
     return rc;
 }
 
 void gapi__url_free(gapi__url *u)
 {
-    gapi__free(u->host);
-    gapi__free(u->target);
-    gapi__free(u->authority);
-    gapi__free(u->origin);
+    gapi__free(u->host); /* the block holding all four strings */
     memset(u, 0, sizeof(*u));
 }
