@@ -112,10 +112,18 @@ int main(int argc, char **argv)
     memset(&b, 0, sizeof(b));
     while ((opt = getopt(argc, argv, "u:c:d:a:")) != -1) {
         switch (opt) {
-        case 'u': b.url = optarg; break;
-        case 'c': conc = atoi(optarg); break;
-        case 'd': secs = atoi(optarg); break;
-        case 'a': ca = read_file(optarg); break;
+        case 'u':
+            b.url = optarg;
+            break;
+        case 'c':
+            conc = atoi(optarg);
+            break;
+        case 'd':
+            secs = atoi(optarg);
+            break;
+        case 'a':
+            ca = read_file(optarg);
+            break;
         default:
             fprintf(stderr, "usage: %s -u URL [-c N] [-d S] [-a CAFILE]\n", argv[0]);
             return 2;

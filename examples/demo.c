@@ -164,8 +164,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gapi_client_new: %s\n", err);
         return 1;
     }
-    printf("gapi %s demo: %d GETs of %s, %d in flight, one loop\n", gapi_version_string(),
-           d.total, url, d.conc);
+    printf("gapi %s demo: %d GETs of %s, %d in flight, one loop\n", gapi_version_string(), d.total,
+           url, d.conc);
     d.next_report = 1;
     t0 = now_s();
     for (i = 0; i < d.conc && d.sent < d.total; i++)
@@ -180,9 +180,8 @@ int main(int argc, char **argv)
     printf("         latency p50 %.2f ms, p99 %.2f ms; %llu connections opened, "
            "%llu reuses, %llu TLS resumptions; %lld items parsed\n",
            d.lat[d.done / 2] * 1e3, d.lat[(size_t)(d.done * 0.99)] * 1e3,
-           (unsigned long long)st.connections_opened,
-           (unsigned long long)st.connections_reused, (unsigned long long)st.tls_resumed,
-           d.items);
+           (unsigned long long)st.connections_opened, (unsigned long long)st.connections_reused,
+           (unsigned long long)st.tls_resumed, d.items);
     gapi_client_free(d.cli);
     event_base_free(d.base);
     free(d.lat);

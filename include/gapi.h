@@ -34,7 +34,7 @@ extern "C" {
 #define GAPI_VERSION_MINOR 1
 #define GAPI_VERSION_PATCH 0
 /* 0xMMmmpp, comparable with <, like LIBCURL_VERSION_NUM. */
-#define GAPI_VERSION_NUM                                                        \
+#define GAPI_VERSION_NUM                                                                           \
     ((GAPI_VERSION_MAJOR << 16) | (GAPI_VERSION_MINOR << 8) | GAPI_VERSION_PATCH)
 #define GAPI_VERSION_STRING "0.1.0"
 
@@ -51,28 +51,28 @@ struct json_object;
 
 typedef enum gapi_error {
     GAPI_OK = 0,
-    GAPI_ENOMEM = -1,          /* out of memory */
-    GAPI_EINVAL = -2,          /* invalid argument (message says which) */
-    GAPI_EDNS = -3,            /* host name could not be resolved */
-    GAPI_ECONNECT = -4,        /* TCP connect failed on every address */
-    GAPI_ETLS = -5,            /* TLS handshake or TLS I/O failed */
-    GAPI_ETLSVERIFY = -6,      /* peer certificate rejected (message: reason) */
-    GAPI_ECONNRESET = -7,      /* connection closed before any response byte */
-    GAPI_ETRUNCATED = -8,      /* connection closed mid-response */
-    GAPI_EPROTO = -9,          /* malformed HTTP response */
-    GAPI_EHEADERSIZE = -10,    /* response headers over the limit */
-    GAPI_EBODYSIZE = -11,      /* response body over the limit */
-    GAPI_EDECODE = -12,        /* Content-Encoding (gzip/deflate) corrupt */
+    GAPI_ENOMEM = -1,           /* out of memory */
+    GAPI_EINVAL = -2,           /* invalid argument (message says which) */
+    GAPI_EDNS = -3,             /* host name could not be resolved */
+    GAPI_ECONNECT = -4,         /* TCP connect failed on every address */
+    GAPI_ETLS = -5,             /* TLS handshake or TLS I/O failed */
+    GAPI_ETLSVERIFY = -6,       /* peer certificate rejected (message: reason) */
+    GAPI_ECONNRESET = -7,       /* connection closed before any response byte */
+    GAPI_ETRUNCATED = -8,       /* connection closed mid-response */
+    GAPI_EPROTO = -9,           /* malformed HTTP response */
+    GAPI_EHEADERSIZE = -10,     /* response headers over the limit */
+    GAPI_EBODYSIZE = -11,       /* response body over the limit */
+    GAPI_EDECODE = -12,         /* Content-Encoding (gzip/deflate) corrupt */
     GAPI_ECONNECTTIMEOUT = -13, /* DNS + connect + TLS took too long */
-    GAPI_ESTALL = -14,         /* no byte moved for the stall timeout */
-    GAPI_EDEADLINE = -15,      /* the request's total deadline passed */
-    GAPI_ECANCELED = -16,      /* cancelled by gapi_request_cancel() */
-    GAPI_ESHUTDOWN = -17,      /* the client was freed with the request in flight */
-    GAPI_EJSON = -18,          /* response says JSON but does not parse */
-    GAPI_EHTTP = -19,          /* HTTP error status (used by API-level calls) */
-    GAPI_ETLSCONFIG = -20,     /* CA file/dir/PEM could not be loaded */
-    GAPI_EBUSY = -21,          /* object in a state that refuses the call */
-    GAPI_EUPLOAD = -22         /* the request body reader reported failure */
+    GAPI_ESTALL = -14,          /* no byte moved for the stall timeout */
+    GAPI_EDEADLINE = -15,       /* the request's total deadline passed */
+    GAPI_ECANCELED = -16,       /* cancelled by gapi_request_cancel() */
+    GAPI_ESHUTDOWN = -17,       /* the client was freed with the request in flight */
+    GAPI_EJSON = -18,           /* response says JSON but does not parse */
+    GAPI_EHTTP = -19,           /* HTTP error status (used by API-level calls) */
+    GAPI_ETLSCONFIG = -20,      /* CA file/dir/PEM could not be loaded */
+    GAPI_EBUSY = -21,           /* object in a state that refuses the call */
+    GAPI_EUPLOAD = -22          /* the request body reader reported failure */
 } gapi_error;
 
 /* Static English text for a code; never NULL (unknown codes get a text too). */
@@ -84,8 +84,7 @@ GAPI_EXTERN const char *gapi_error_name(int err);
 /* ------------------------------------------------------------------------ */
 /* Memory. Optional; set before any other call. All three must be given.    */
 
-GAPI_EXTERN int gapi_set_allocator(void *(*malloc_fn)(size_t),
-                                   void *(*realloc_fn)(void *, size_t),
+GAPI_EXTERN int gapi_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                                    void (*free_fn)(void *));
 
 /* ------------------------------------------------------------------------ */
@@ -135,8 +134,10 @@ typedef struct gapi_client_options {
  * ignores SIGPIPE itself. */
 #define GAPI_CLIENT_KEEP_SIGPIPE 0x1u
 
-#define GAPI_CLIENT_OPTIONS_INIT { GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, \
-                                   0, 0, 0, 0, 0, 0, 0, NULL, 0 }
+#define GAPI_CLIENT_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0                \
+    }
 
 /* Make a client bound to the caller's event_base. The library never runs the
  * loop itself in this mode. opts may be NULL for defaults. On failure *out is
@@ -145,8 +146,7 @@ typedef struct gapi_client_options {
  * Returns 0, GAPI_EINVAL (bad base/options), GAPI_ETLSCONFIG (CA not loadable),
  * GAPI_ENOMEM, GAPI_EDNS (no resolver). */
 GAPI_EXTERN int gapi_client_new(gapi_client **out, struct event_base *base,
-                                const gapi_client_options *opts, char *errbuf,
-                                size_t errbuf_size);
+                                const gapi_client_options *opts, char *errbuf, size_t errbuf_size);
 
 /* Free the client. Every request still in flight or not yet started completes
  * with GAPI_ESHUTDOWN, each callback once, before this returns. Called from
@@ -181,8 +181,7 @@ GAPI_EXTERN void gapi_client_get_stats(const gapi_client *c, gapi_client_stats *
  * status line and headers were received (also with some errors, e.g.
  * GAPI_EJSON, GAPI_EBODYSIZE, GAPI_ETRUNCATED); it is borrowed and valid
  * until the callback returns, as is req. gapi_request_errmsg(req) says more. */
-typedef void (*gapi_response_cb)(gapi_request *req, int err,
-                                 const gapi_response *resp, void *arg);
+typedef void (*gapi_response_cb)(gapi_request *req, int err, const gapi_response *resp, void *arg);
 
 /* Streamed request body: copy up to len bytes into buf and return how many
  * (0 = end of body), or -1 to abort the request with GAPI_EUPLOAD. Called on
@@ -194,8 +193,8 @@ typedef long (*gapi_body_read_cb)(void *buf, size_t len, void *arg);
  * is an absolute http:// or https:// URL (user-info and fragments refused).
  * Returns 0, GAPI_EINVAL (NULL argument, method not a token, URL not absolute
  * http(s), empty host, bad port, control characters) or GAPI_ENOMEM. */
-GAPI_EXTERN int gapi_request_new(gapi_request **out, gapi_client *c,
-                                 const char *method, const char *url);
+GAPI_EXTERN int gapi_request_new(gapi_request **out, gapi_client *c, const char *method,
+                                 const char *url);
 
 /* Free a request that was never sent (or whose send failed). Sent requests
  * are freed by the library after their callback returns. NULL is a no-op. */
@@ -206,26 +205,24 @@ GAPI_EXTERN void gapi_request_free(gapi_request *req);
  * Transfer-Encoding and Connection are managed by the library and refused.
  * Returns 0, GAPI_EINVAL (message via gapi_request_errmsg), GAPI_ENOMEM,
  * GAPI_EBUSY (already sent). */
-GAPI_EXTERN int gapi_request_add_header(gapi_request *req, const char *name,
-                                        const char *value);
+GAPI_EXTERN int gapi_request_add_header(gapi_request *req, const char *name, const char *value);
 
 /* Set a body, copied. Sent with Content-Length. content_type may be NULL. */
-GAPI_EXTERN int gapi_request_set_body(gapi_request *req, const void *data,
-                                      size_t len, const char *content_type);
+GAPI_EXTERN int gapi_request_set_body(gapi_request *req, const void *data, size_t len,
+                                      const char *content_type);
 
 /* Set a streamed body. With content_length >= 0 it is sent with
  * Content-Length (the reader must supply exactly that many bytes, else the
  * request fails with GAPI_EUPLOAD); with -1 it is sent chunked. */
-GAPI_EXTERN int gapi_request_set_body_reader(gapi_request *req,
-                                             long long content_length,
-                                             const char *content_type,
-                                             gapi_body_read_cb read, void *arg);
+GAPI_EXTERN int gapi_request_set_body_reader(gapi_request *req, long long content_length,
+                                             const char *content_type, gapi_body_read_cb read,
+                                             void *arg);
 
 /* Override the client's timeouts for this request (ms; 0 keeps the client's
  * value, GAPI_NO_TIMEOUT disables that timeout). */
 #define GAPI_NO_TIMEOUT 0xFFFFFFFFu
-GAPI_EXTERN int gapi_request_set_timeouts(gapi_request *req, unsigned connect_ms,
-                                          unsigned stall_ms, unsigned deadline_ms);
+GAPI_EXTERN int gapi_request_set_timeouts(gapi_request *req, unsigned connect_ms, unsigned stall_ms,
+                                          unsigned deadline_ms);
 
 /* Mark the request idempotent (default: GET, HEAD, PUT, DELETE, OPTIONS are,
  * others are not). Only idempotent requests are replayed on a fresh
@@ -256,12 +253,11 @@ GAPI_EXTERN const char *gapi_request_url(const gapi_request *req);
 
 GAPI_EXTERN int gapi_response_status(const gapi_response *resp);
 /* First header with that name (case-insensitive) or NULL. */
-GAPI_EXTERN const char *gapi_response_header(const gapi_response *resp,
-                                             const char *name);
+GAPI_EXTERN const char *gapi_response_header(const gapi_response *resp, const char *name);
 GAPI_EXTERN size_t gapi_response_header_count(const gapi_response *resp);
 /* i-th header in arrival order; returns 0 or GAPI_EINVAL if i is too big. */
-GAPI_EXTERN int gapi_response_header_at(const gapi_response *resp, size_t i,
-                                        const char **name, const char **value);
+GAPI_EXTERN int gapi_response_header_at(const gapi_response *resp, size_t i, const char **name,
+                                        const char **value);
 /* Decoded body (gzip/deflate undone), NUL-terminated for convenience. */
 GAPI_EXTERN const char *gapi_response_body(const gapi_response *resp, size_t *len);
 /* Parsed body when Content-Type is JSON (application/json or +json), else

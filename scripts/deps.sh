@@ -2,7 +2,7 @@
 # Installs the build and test dependencies from Debian's packages, if missing.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-      libjson-c-dev zlib1g-dev valgrind"
+      libjson-c-dev zlib1g-dev valgrind clang-format"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

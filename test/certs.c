@@ -28,9 +28,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define TS_DAY (24L * 60 * 60)
+#define TS_DAY      (24L * 60 * 60)
 #define TS_GOOD_SAN "DNS:localhost,IP:127.0.0.1,IP:::1"
-#define TS_NKINDS 4
+#define TS_NKINDS   4
 
 struct ts_certs {
     EVP_PKEY *ca_key;
@@ -104,9 +104,8 @@ static int set_serial(X509 *x)
 }
 
 /* issuer == NULL makes a self-signed certificate (issuer_key must be key). */
-static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer,
-                       EVP_PKEY *issuer_key, long not_before, long not_after,
-                       int is_ca, const char *san)
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                       long not_before, long not_after, int is_ca, const char *san)
 {
     X509 *x = X509_new();
     X509_NAME *name;
@@ -122,10 +121,9 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer,
     if (!X509_set_pubkey(x, key))
         goto fail;
     name = X509_get_subject_name(x);
-    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                    (const unsigned char *)"gapi test", -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    (const unsigned char *)cn, -1, -1, 0))
+    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"gapi test", -1,
+                                    -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0))
         goto fail;
     if (!X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name))
         goto fail;
@@ -133,8 +131,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer,
     /* The subject key identifier must exist before the authority key
      * identifier: for a self-signed CA the AKID is copied from it. */
     X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-    if (!add_ext(x, &v3, NID_basic_constraints,
-                 is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") ||
+    if (!add_ext(x, &v3, NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") ||
         !add_ext(x, &v3, NID_key_usage,
                  is_ca ? "critical,keyCertSign,cRLSign"
                        : "critical,digitalSignature,keyEncipherment") ||
@@ -186,23 +183,20 @@ static struct ts_certs *certs_make(void)
     if (!c->ca_key || !c->other_ca_key || !c->leaf_key)
         goto fail;
 
-    c->ca = make_cert("gapi test CA", c->ca_key, NULL, c->ca_key,
-                      -TS_DAY, 3650 * TS_DAY, 1, NULL);
-    c->other_ca = make_cert("gapi other test CA", c->other_ca_key, NULL,
-                            c->other_ca_key, -TS_DAY, 3650 * TS_DAY, 1, NULL);
+    c->ca = make_cert("gapi test CA", c->ca_key, NULL, c->ca_key, -TS_DAY, 3650 * TS_DAY, 1, NULL);
+    c->other_ca = make_cert("gapi other test CA", c->other_ca_key, NULL, c->other_ca_key, -TS_DAY,
+                            3650 * TS_DAY, 1, NULL);
     if (!c->ca || !c->other_ca)
         goto fail;
 
-    c->leaf[TS_CERT_GOOD] = make_cert("localhost", c->leaf_key, c->ca, c->ca_key,
-                                      -TS_DAY, 30 * TS_DAY, 0, TS_GOOD_SAN);
-    c->leaf[TS_CERT_WRONG_HOST] =
-        make_cert("wrong.example.invalid", c->leaf_key, c->ca, c->ca_key,
-                  -TS_DAY, 30 * TS_DAY, 0, "DNS:wrong.example.invalid");
-    c->leaf[TS_CERT_EXPIRED] = make_cert("localhost", c->leaf_key, c->ca, c->ca_key,
-                                         -2 * TS_DAY, -TS_DAY, 0, TS_GOOD_SAN);
-    c->leaf[TS_CERT_UNTRUSTED] =
-        make_cert("localhost", c->leaf_key, c->other_ca, c->other_ca_key,
-                  -TS_DAY, 30 * TS_DAY, 0, TS_GOOD_SAN);
+    c->leaf[TS_CERT_GOOD] =
+        make_cert("localhost", c->leaf_key, c->ca, c->ca_key, -TS_DAY, 30 * TS_DAY, 0, TS_GOOD_SAN);
+    c->leaf[TS_CERT_WRONG_HOST] = make_cert("wrong.example.invalid", c->leaf_key, c->ca, c->ca_key,
+                                            -TS_DAY, 30 * TS_DAY, 0, "DNS:wrong.example.invalid");
+    c->leaf[TS_CERT_EXPIRED] =
+        make_cert("localhost", c->leaf_key, c->ca, c->ca_key, -2 * TS_DAY, -TS_DAY, 0, TS_GOOD_SAN);
+    c->leaf[TS_CERT_UNTRUSTED] = make_cert("localhost", c->leaf_key, c->other_ca, c->other_ca_key,
+                                           -TS_DAY, 30 * TS_DAY, 0, TS_GOOD_SAN);
     if (!c->leaf[0] || !c->leaf[1] || !c->leaf[2] || !c->leaf[3])
         goto fail;
 
@@ -287,8 +281,7 @@ int ts_certs_use(SSL_CTX *ctx, ts_cert_kind kind)
     pthread_mutex_lock(&g_lock);
     c = certs_get_locked();
     if (c && SSL_CTX_use_certificate(ctx, c->leaf[kind]) == 1 &&
-        SSL_CTX_use_PrivateKey(ctx, c->leaf_key) == 1 &&
-        SSL_CTX_check_private_key(ctx) == 1)
+        SSL_CTX_use_PrivateKey(ctx, c->leaf_key) == 1 && SSL_CTX_check_private_key(ctx) == 1)
         rc = 0;
     pthread_mutex_unlock(&g_lock);
     if (rc != 0) {

@@ -25,6 +25,12 @@
  * callback returns). The unanswered request stays queued on the
  * evhttp_connection and is freed with it.
  *
+ * Delays: evhttp stops reading once a request is complete, so during a
+ * delay we turn reading back on with a read callback that keeps the bytes
+ * (watch_for_close) to see a client that gives up; evhttp's event callback
+ * then detaches the waiting request and frees the connection, and
+ * on_conn_close frees that request.
+ *
  * Closing: evhttp_connection_free always does shutdown(SHUT_WR) (a FIN) and
  * the bufferevent closes the fd when libevent runs its deferred finalizers.
  * A "clean close" is SSL_shutdown (close_notify) + evhttp_connection_free.
@@ -70,17 +76,17 @@
 /* ------------------------------------------------------------ wire bytes */
 
 #define TS_HDR_1000 "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
-#define TS_BODY_100                                                             \
-    "0123456789012345678901234567890123456789012345678901234567890123456789" \
+#define TS_BODY_100                                                                                \
+    "0123456789012345678901234567890123456789012345678901234567890123456789"                       \
     "012345678901234567890123456789"
-#define TS_CHUNKED_PART                                                        \
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"                   \
-    "a\r\n0123456789\r\n"                                                      \
-    "a\r\n0123456789\r\n"                                                      \
+#define TS_CHUNKED_PART                                                                            \
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"                                        \
+    "a\r\n0123456789\r\n"                                                                          \
+    "a\r\n0123456789\r\n"                                                                          \
     "a\r\n0123456789\r\n"
 #define TS_MALFORMED "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"
-#define TS_DRIBBLE                                                             \
-    "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n"      \
+#define TS_DRIBBLE                                                                                 \
+    "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n"                           \
     "01234567890123456789012345678901234567890123456789"
 
 /* Longest time the reset-after-headers fault waits for the kernel to send
@@ -229,52 +235,65 @@ static unsigned char *ts_xmemdup(const void *src, size_t n)
 
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "UNKNOWN";
-    }
+    static const struct {
+        enum evhttp_cmd_type cmd;
+        const char *name;
+    } names[] = {
+        {EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"},
+        {EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
+        {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+        {EVHTTP_REQ_TRACE, "TRACE"},   {EVHTTP_REQ_CONNECT, "CONNECT"},
+        {EVHTTP_REQ_PATCH, "PATCH"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].cmd == cmd)
+            return names[i].name;
+    return "UNKNOWN";
 }
 
-/* evhttp only knows the RFC 2616 phrases ("Client Error" for 429). */
+/* evhttp only knows the RFC 2616 phrases ("Client Error" for 429); NULL
+ * lets it pick one for codes not listed here. */
 static const char *status_reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return NULL;
-    }
+    static const struct {
+        int code;
+        const char *text;
+    } reasons[] = {
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {206, "Partial Content"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {412, "Precondition Failed"},
+        {413, "Payload Too Large"},
+        {416, "Range Not Satisfiable"},
+        {429, "Too Many Requests"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].code == status)
+            return reasons[i].text;
+    return NULL;
 }
 
 /* The path as sent (percent-encoding kept), without the query. */
@@ -294,8 +313,7 @@ static unsigned char *gzip_bytes(const char *in, size_t n, size_t *out_len)
 
     memset(&z, 0, sizeof(z));
     /* windowBits 31 = 15 + 16: a gzip wrapper rather than zlib's. */
-    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 31, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         ts_die("deflateInit2 failed");
     cap = deflateBound(&z, (uLong)n);
     out = ts_xmalloc(cap);
@@ -465,8 +483,7 @@ static struct bufferevent *on_bev(struct event_base *base, void *arg)
         c->ssl = SSL_new(s->ssl_ctx);
         if (!c->ssl)
             ts_die("SSL_new failed");
-        c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl,
-                                                BUFFEREVENT_SSL_ACCEPTING,
+        c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
     } else {
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -475,6 +492,9 @@ static struct bufferevent *on_bev(struct event_base *base, void *arg)
     /* Returning NULL would make evhttp fall back to a plain bufferevent. */
     if (!c->bev || !c->ev)
         ts_die("cannot make a bufferevent");
+    /* Highest priority: if the base uses priorities, the attach step must
+     * still run before the new socket's first I/O callback. */
+    event_priority_set(c->ev, 0);
 
     c->next = s->conns;
     if (s->conns)
@@ -534,7 +554,8 @@ static void conn_reset(struct ts_conn *c)
          * libevent's later close() into a reset, only after a FIN. */
         spare = socket(AF_INET, SOCK_STREAM, 0);
         if (spare >= 0) {
-            dup2(spare, fd);
+            if (dup2(spare, fd) >= 0)
+                evutil_make_socket_closeonexec(fd); /* dup2 clears it */
             close(spare);
         }
     }
@@ -719,11 +740,10 @@ static void send_404(struct evhttp_request *req, const char *path)
     json_object_object_add(err, "message", json_object_new_string(msg));
     json_object_object_add(err, "status", json_object_new_string("NOT_FOUND"));
     json_object_object_add(root, "error", err);
-    text = json_object_to_json_string_ext(
-        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    text = json_object_to_json_string_ext(root,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     evbuffer_add(body, text, strlen(text));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, 404, "Not Found", body);
     evbuffer_free(body);
     json_object_put(root);
@@ -806,8 +826,7 @@ static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req
         param = p->param;
         fn = p->fn;
         fn_arg = p->fn_arg;
-        if (kind == TS_KIND_STATIC || kind == TS_KIND_CHUNKED ||
-            kind == TS_KIND_GZIP) {
+        if (kind == TS_KIND_STATIC || kind == TS_KIND_CHUNKED || kind == TS_KIND_GZIP) {
             if (p->headers)
                 add_header_text(out, p->headers);
             evbuffer_add(body, p->body, p->body_len);
@@ -891,15 +910,19 @@ static void on_complete(struct evhttp_request *req, void *arg)
 
 static void hold_readcb(struct bufferevent *bev, void *arg)
 {
-    /* Leave the bytes in the input buffer; evhttp reads them after reply. */
+    /* Leave the bytes in the input buffer; evhttp parses them after the
+     * reply, when it starts reading the next request. */
 }
 
-/* While a request waits for its answer, evhttp's read callback must not run:
- * for a GET it leaves reading on (to see the peer close) and aborts the
- * process with "illegal connection state" if more bytes arrive. Keep its
- * write and event callbacks, which detect the close; evhttp puts its own read
- * callback back when it starts reading the next request. */
-static void hold_reads(struct evhttp_request *req)
+/* evhttp stops reading while a request waits for its answer, so it would
+ * notice a client that gives up only when the answer is written. For a
+ * delayed answer we want the close seen at once (tests check that a
+ * cancelled request's connection goes away), so reading goes back on with a
+ * read callback that leaves the bytes alone; evhttp's event callback then
+ * sees the EOF, detaches the request and frees the connection
+ * (on_conn_close frees the request). evhttp puts its own read callback back
+ * when it starts reading the next request. */
+static void watch_for_close(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev;
@@ -912,16 +935,15 @@ static void hold_reads(struct evhttp_request *req)
     bev = evhttp_connection_get_bufferevent(evcon);
     bufferevent_getcb(bev, NULL, &wcb, &ecb, &cbarg);
     bufferevent_setcb(bev, hold_readcb, wcb, ecb, cbarg);
+    bufferevent_enable(bev, EV_READ);
 }
 
-static void record(ts_server *s, struct ts_conn *c, struct evhttp_request *req,
-                   const char *path, unsigned *delay_ms)
+static void record(ts_server *s, struct ts_conn *c, struct evhttp_request *req, const char *path,
+                   unsigned *delay_ms)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
-    const char *sni = c && c->ssl
-                          ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name)
-                          : NULL;
+    const char *sni = c && c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
     struct evkeyval *kv;
     struct ts_path *p;
     size_t n = 0, len = evbuffer_get_length(body);
@@ -955,7 +977,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct ts_conn *c = conn_find(s, evhttp_request_get_connection(req));
     unsigned delay_ms = 0;
 
-    hold_reads(req);
     record(s, c, req, request_path(req), &delay_ms);
     if (c)
         evhttp_request_set_on_complete_cb(req, on_complete, c);
@@ -964,6 +985,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             ts_die("cannot make a timer");
         c->delay_req = req;
         timer_ms(c->delay_ev, delay_ms);
+        watch_for_close(req);
         return;
     }
     dispatch(s, c, req);
@@ -994,9 +1016,8 @@ static evutil_socket_t listen_loopback(int ipv6)
         sa = (struct sockaddr *)&sin;
         len = sizeof(sin);
     }
-    if (evutil_make_socket_nonblocking(fd) < 0 ||
-        evutil_make_socket_closeonexec(fd) < 0 || bind(fd, sa, len) < 0 ||
-        listen(fd, 128) < 0) {
+    if (evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0 ||
+        bind(fd, sa, len) < 0 || listen(fd, 128) < 0) {
         int saved = errno;
         evutil_closesocket(fd);
         errno = saved;
@@ -1032,8 +1053,7 @@ ts_server *ts_server_new(struct event_base *base, const ts_options *opts)
     s->ca_pem = ts_xstrdup(pem);
     if (!s->opts.plain_http) {
         s->ssl_ctx = SSL_CTX_new(TLS_server_method());
-        if (!s->ssl_ctx ||
-            SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION) != 1 ||
+        if (!s->ssl_ctx || SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION) != 1 ||
             ts_certs_use(s->ssl_ctx, s->opts.cert) != 0) {
             fprintf(stderr, "ts_server_new: cannot set up TLS\n");
             ERR_print_errors_fp(stderr);
@@ -1046,10 +1066,10 @@ ts_server *ts_server_new(struct event_base *base, const ts_options *opts)
         fprintf(stderr, "ts_server_new: evhttp_new failed\n");
         goto fail;
     }
-    evhttp_set_allowed_methods(
-        s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* Otherwise every response without one gets text/html; ISO-8859-1. */
     evhttp_set_default_content_type(s->http, NULL);
     evhttp_set_gencb(s->http, on_request, s);
@@ -1078,8 +1098,7 @@ ts_server *ts_server_new(struct event_base *base, const ts_options *opts)
         s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     else
         s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(s->origin, sizeof(s->origin), "%s://%s:%d",
-             s->opts.plain_http ? "http" : "https",
+    snprintf(s->origin, sizeof(s->origin), "%s://%s:%d", s->opts.plain_http ? "http" : "https",
              s->opts.ipv6 ? "[::1]" : "127.0.0.1", s->port);
     return s;
 
@@ -1132,9 +1151,8 @@ const char *ts_server_ca_pem(const ts_server *s)
 
 /* ------------------------------------------------------------ scripting */
 
-static void set_body_route(ts_server *s, const char *path, enum ts_kind kind,
-                           int status, const char *headers,
-                           unsigned char *body, size_t len, size_t chunk)
+static void set_body_route(ts_server *s, const char *path, enum ts_kind kind, int status,
+                           const char *headers, unsigned char *body, size_t len, size_t chunk)
 {
     struct ts_path *p;
 
@@ -1150,30 +1168,28 @@ static void set_body_route(ts_server *s, const char *path, enum ts_kind kind,
     pthread_mutex_unlock(&s->lock);
 }
 
-void ts_route(ts_server *s, const char *path, int status, const char *headers,
-              const char *body)
+void ts_route(ts_server *s, const char *path, int status, const char *headers, const char *body)
 {
     size_t n = body ? strlen(body) : 0;
 
     if (!s || !path)
         return;
-    set_body_route(s, path, TS_KIND_STATIC, status, headers,
-                   ts_xmemdup(body ? body : "", n), n, 0);
+    set_body_route(s, path, TS_KIND_STATIC, status, headers, ts_xmemdup(body ? body : "", n), n, 0);
 }
 
-void ts_route_chunked(ts_server *s, const char *path, int status,
-                      const char *headers, const char *body, size_t chunk_size)
+void ts_route_chunked(ts_server *s, const char *path, int status, const char *headers,
+                      const char *body, size_t chunk_size)
 {
     size_t n = body ? strlen(body) : 0;
 
     if (!s || !path)
         return;
-    set_body_route(s, path, TS_KIND_CHUNKED, status, headers,
-                   ts_xmemdup(body ? body : "", n), n, chunk_size);
+    set_body_route(s, path, TS_KIND_CHUNKED, status, headers, ts_xmemdup(body ? body : "", n), n,
+                   chunk_size);
 }
 
-void ts_route_gzip(ts_server *s, const char *path, int status,
-                   const char *headers, const char *body)
+void ts_route_gzip(ts_server *s, const char *path, int status, const char *headers,
+                   const char *body)
 {
     size_t n = 0;
     unsigned char *gz;

@@ -4,7 +4,7 @@
  * (the same base as the client under test, or its own thread's).
  *
  * It scripts responses per path and injects faults. It uses only libevent,
- * OpenSSL and json-c: no gapi code, so a broken gapi cannot fake a pass.
+ * OpenSSL, json-c and zlib: no gapi code, so a broken gapi cannot fake a pass.
  *
  * Certificates are made at start with the OpenSSL API (see certs.h): a test CA
  * signs the server certificate (SAN: DNS:localhost, IP:127.0.0.1, IP:::1);
@@ -21,22 +21,25 @@ struct evhttp_request;
 typedef struct ts_server ts_server;
 
 typedef enum ts_cert_kind {
-    TS_CERT_GOOD = 0,     /* signed by the test CA, names localhost/127.0.0.1/::1 */
-    TS_CERT_WRONG_HOST,   /* signed by the test CA, names only wrong.example.invalid */
-    TS_CERT_EXPIRED,      /* signed by the test CA, notAfter in the past */
-    TS_CERT_UNTRUSTED     /* signed by a different CA the client is not told of */
+    TS_CERT_GOOD = 0,   /* signed by the test CA, names localhost/127.0.0.1/::1 */
+    TS_CERT_WRONG_HOST, /* signed by the test CA, names only wrong.example.invalid */
+    TS_CERT_EXPIRED,    /* signed by the test CA, notAfter in the past */
+    TS_CERT_UNTRUSTED   /* signed by a different CA the client is not told of */
 } ts_cert_kind;
 
 typedef struct ts_options {
-    int plain_http;        /* 1: no TLS */
-    int ipv6;              /* 1: listen on ::1 instead of 127.0.0.1 */
+    int plain_http; /* 1: no TLS */
+    int ipv6;       /* 1: listen on ::1 instead of 127.0.0.1 */
     ts_cert_kind cert;
     /* Close each connection (silently, no "Connection: close") after it has
      * served this many requests; 0 = never. Used to test stale keep-alive. */
     unsigned close_after;
 } ts_options;
 
-#define TS_OPTIONS_INIT { 0, 0, TS_CERT_GOOD, 0 }
+#define TS_OPTIONS_INIT                                                                            \
+    {                                                                                              \
+        0, 0, TS_CERT_GOOD, 0                                                                      \
+    }
 
 typedef enum ts_fault {
     TS_FAULT_NONE = 0,
@@ -77,14 +80,13 @@ const char *ts_server_ca_pem(const ts_server *s);
 
 /* Static response. headers: NULL or "Name: value\r\nName2: value2\r\n" text.
  * body may be NULL (empty). Replaces an earlier route for the same path. */
-void ts_route(ts_server *s, const char *path, int status, const char *headers,
-              const char *body);
+void ts_route(ts_server *s, const char *path, int status, const char *headers, const char *body);
 /* Same, with the body sent chunked (in pieces of chunk_size bytes). */
-void ts_route_chunked(ts_server *s, const char *path, int status,
-                      const char *headers, const char *body, size_t chunk_size);
+void ts_route_chunked(ts_server *s, const char *path, int status, const char *headers,
+                      const char *body, size_t chunk_size);
 /* Same, with the body gzip-compressed and Content-Encoding: gzip. */
-void ts_route_gzip(ts_server *s, const char *path, int status,
-                   const char *headers, const char *body);
+void ts_route_gzip(ts_server *s, const char *path, int status, const char *headers,
+                   const char *body);
 /* A fault on path. param: ms for DRIBBLE, bytes for BIG_HEADERS, else unused. */
 void ts_route_fault(ts_server *s, const char *path, ts_fault fault, unsigned param);
 /* Delay the response of path by ms (the response is otherwise as routed). */
@@ -98,10 +100,10 @@ void ts_route_handler(ts_server *s, const char *path, ts_handler fn, void *arg);
  * response echoes nothing; use the recorders below to check what came in. */
 
 /* ---- observation ---- */
-unsigned ts_server_connections(const ts_server *s); /* TCP connections accepted */
-unsigned ts_server_requests(const ts_server *s);    /* requests received (all paths) */
+unsigned ts_server_connections(const ts_server *s);            /* TCP connections accepted */
+unsigned ts_server_requests(const ts_server *s);               /* requests received (all paths) */
 unsigned ts_server_hits(const ts_server *s, const char *path); /* per path */
-unsigned ts_server_open_connections(const ts_server *s); /* open now */
+unsigned ts_server_open_connections(const ts_server *s);       /* open now */
 /* Last request received on path: method, a header (case-insensitive), body.
  * Returned strings are owned by s and valid until the next request on path. */
 const char *ts_last_method(const ts_server *s, const char *path);
@@ -134,7 +136,18 @@ const char *ts_last_sni(const ts_server *s, const char *path);
  * Bodies of 1xx/204/304 responses and of answers to HEAD are dropped.
  * Routes without a Content-Type header send none (evhttp's default
  * text/html is switched off). Delays (ts_route_delay) apply to any route,
- * faults included: the fault starts when the delay ends.
+ * faults included: the fault starts when the delay ends. While a request
+ * waits for its delay the server watches the connection, so a client that
+ * gives up (closes) is seen at once: the connection is dropped and
+ * ts_server_open_connections() goes down without waiting for the delay (a
+ * client that half-closes after sending counts as gone). Requests pipelined
+ * behind a delayed one are answered in order afterwards.
+ *
+ * Custom handlers get evhttp's own behaviour: evhttp stops reading while the
+ * answer is pending. A handler that defers its reply must send it before
+ * ts_server_free (which frees pending requests with their connections).
+ * Do not call ts_server_free from inside a handler or any other server
+ * callback.
  *
  * Bytes on the wire for each fault (after the request has been read):
  *   RESET_BEFORE_HEADERS   nothing; RST (SO_LINGER {1,0}; no close_notify)

@@ -56,22 +56,20 @@ __attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, 
     fflush(stdout);
 }
 
-#define is_int(got, want, ...)                                                  \
-    do {                                                                        \
-        long long tap_g_ = (long long)(got), tap_w_ = (long long)(want);        \
-        if (!ok(tap_g_ == tap_w_, __VA_ARGS__))                                 \
-            diag("  got %lld, want %lld (%s:%d)", tap_g_, tap_w_, __FILE__,     \
-                 __LINE__);                                                     \
+#define is_int(got, want, ...)                                                                     \
+    do {                                                                                           \
+        long long tap_g_ = (long long)(got), tap_w_ = (long long)(want);                           \
+        if (!ok(tap_g_ == tap_w_, __VA_ARGS__))                                                    \
+            diag("  got %lld, want %lld (%s:%d)", tap_g_, tap_w_, __FILE__, __LINE__);             \
     } while (0)
 
-#define is_str(got, want, ...)                                                  \
-    do {                                                                        \
-        const char *tap_g_ = (got), *tap_w_ = (want);                           \
-        int tap_p_ = (tap_g_ && tap_w_) ? strcmp(tap_g_, tap_w_) == 0           \
-                                        : tap_g_ == tap_w_;                     \
-        if (!ok(tap_p_, __VA_ARGS__))                                           \
-            diag("  got \"%s\", want \"%s\" (%s:%d)", tap_g_ ? tap_g_ : "(null)",\
-                 tap_w_ ? tap_w_ : "(null)", __FILE__, __LINE__);               \
+#define is_str(got, want, ...)                                                                     \
+    do {                                                                                           \
+        const char *tap_g_ = (got), *tap_w_ = (want);                                              \
+        int tap_p_ = (tap_g_ && tap_w_) ? strcmp(tap_g_, tap_w_) == 0 : tap_g_ == tap_w_;          \
+        if (!ok(tap_p_, __VA_ARGS__))                                                              \
+            diag("  got \"%s\", want \"%s\" (%s:%d)", tap_g_ ? tap_g_ : "(null)",                  \
+                 tap_w_ ? tap_w_ : "(null)", __FILE__, __LINE__);                                  \
     } while (0)
 
 __attribute__((unused)) static void skip(int n, const char *why)

@@ -35,9 +35,9 @@ typedef struct fx {
     struct event_base *base;
     ts_server *srv;
     gapi_client *cli;
-    int done;       /* callbacks run (all requests of the test) */
-    int in_send;    /* set around gapi_request_send: a callback must never see it */
-    int reentered;  /* a callback ran while in_send */
+    int done;      /* callbacks run (all requests of the test) */
+    int in_send;   /* set around gapi_request_send: a callback must never see it */
+    int reentered; /* a callback ran while in_send */
 } fx;
 
 typedef struct res {
@@ -168,8 +168,7 @@ static void test_basic_get(void)
         ok(0, "basic: setup");
         return;
     }
-    ts_route(f.srv, "/json", 200, "Content-Type: application/json; charset=UTF-8\r\n",
-             JSON_BODY);
+    ts_route(f.srv, "/json", 200, "Content-Type: application/json; charset=UTF-8\r\n", JSON_BODY);
     is_int(get(&f, &r, "/json?x=1"), GAPI_OK, "basic: send accepted");
     is_int(r.calls, 0, "basic: no callback inside send");
     tu_run_until(f.base, &f.done, 1, 5000);
@@ -256,8 +255,8 @@ static void test_concurrency_and_pool(unsigned max_conns, int n, const char *nam
     }
     is_int(once, n, "%s: every callback ran exactly once", name);
     is_int(okc, n, "%s: every request succeeded", name);
-    ok(ts_server_connections(f.srv) <= max_conns, "%s: server saw %u connections (limit %u)",
-       name, ts_server_connections(f.srv), max_conns);
+    ok(ts_server_connections(f.srv) <= max_conns, "%s: server saw %u connections (limit %u)", name,
+       ts_server_connections(f.srv), max_conns);
     gapi_client_get_stats(f.cli, &st);
     is_int(st.requests_completed, n, "%s: stats count completions", name);
     fx_teardown(&f, name);
@@ -275,20 +274,18 @@ struct fault_case {
 static void test_faults(void)
 {
     static const struct fault_case cases[] = {
-        { "reset before headers", TS_FAULT_RESET_BEFORE_HEADERS, 0, GAPI_ECONNRESET,
-          "before responding" },
-        { "close before response", TS_FAULT_CLOSE_BEFORE_RESPONSE, 0, GAPI_ECONNRESET,
-          "before responding" },
-        { "reset after headers", TS_FAULT_RESET_AFTER_HEADERS, 0, GAPI_ETRUNCATED,
-          "closed after" },
-        { "truncated body", TS_FAULT_TRUNCATED_BODY, 0, GAPI_ETRUNCATED, "after 100 body bytes" },
-        { "truncated chunked", TS_FAULT_TRUNCATED_CHUNKED, 0, GAPI_ETRUNCATED, "chunked" },
-        { "stall before headers", TS_FAULT_STALL_BEFORE_HEADERS, 0, GAPI_ESTALL,
-          "no data received" },
-        { "stall mid body", TS_FAULT_STALL_MID_BODY, 0, GAPI_ESTALL, "no data received" },
-        { "dribble", TS_FAULT_DRIBBLE, 40, GAPI_EDEADLINE, "deadline of 600 ms" },
-        { "big headers", TS_FAULT_BIG_HEADERS, 100000, GAPI_EHEADERSIZE, "65536" },
-        { "malformed status", TS_FAULT_MALFORMED_STATUS, 0, GAPI_EPROTO, "malformed" },
+        {"reset before headers", TS_FAULT_RESET_BEFORE_HEADERS, 0, GAPI_ECONNRESET,
+         "before responding"},
+        {"close before response", TS_FAULT_CLOSE_BEFORE_RESPONSE, 0, GAPI_ECONNRESET,
+         "before responding"},
+        {"reset after headers", TS_FAULT_RESET_AFTER_HEADERS, 0, GAPI_ETRUNCATED, "closed after"},
+        {"truncated body", TS_FAULT_TRUNCATED_BODY, 0, GAPI_ETRUNCATED, "after 100 body bytes"},
+        {"truncated chunked", TS_FAULT_TRUNCATED_CHUNKED, 0, GAPI_ETRUNCATED, "chunked"},
+        {"stall before headers", TS_FAULT_STALL_BEFORE_HEADERS, 0, GAPI_ESTALL, "no data received"},
+        {"stall mid body", TS_FAULT_STALL_MID_BODY, 0, GAPI_ESTALL, "no data received"},
+        {"dribble", TS_FAULT_DRIBBLE, 40, GAPI_EDEADLINE, "deadline of 600 ms"},
+        {"big headers", TS_FAULT_BIG_HEADERS, 100000, GAPI_EHEADERSIZE, "65536"},
+        {"malformed status", TS_FAULT_MALFORMED_STATUS, 0, GAPI_EPROTO, "malformed"},
     };
     size_t i;
     fx f;
@@ -319,8 +316,8 @@ static void test_faults(void)
         is_int(bad.calls, 1, "fault %s: callback once", fc->name);
         if (!ok(bad.err == fc->want, "fault %s: %s", fc->name, gapi_error_name(fc->want)))
             diag("  got %s: %s", gapi_error_name(bad.err), bad.errmsg);
-        ok(strstr(bad.errmsg, fc->msg_part) != NULL, "fault %s: message names it (%s)",
-           fc->name, bad.errmsg);
+        ok(strstr(bad.errmsg, fc->msg_part) != NULL, "fault %s: message names it (%s)", fc->name,
+           bad.errmsg);
         for (k = 0; k < 3; k++) {
             others_ok += good[k].calls == 1 && good[k].err == 0 && good[k].status == 200;
             res_free(&good[k]);
@@ -364,8 +361,7 @@ static void test_bodies(void)
 
     get(&f, &r, "/gzip");
     tu_run_until(f.base, &f.done, 2, 5000);
-    ok(r.err == 0 && r.body && !strcmp(r.body, JSON_BODY), "bodies: gzip decoded (%s)",
-       r.errmsg);
+    ok(r.err == 0 && r.body && !strcmp(r.body, JSON_BODY), "bodies: gzip decoded (%s)", r.errmsg);
     res_free(&r);
 
     get(&f, &r, "/badjson");
@@ -393,8 +389,7 @@ static void test_bodies(void)
 
     send_req(&f, &r, "HEAD", url(&f, "/head"), NULL, NULL);
     tu_run_until(f.base, &f.done, 7, 5000);
-    ok(r.err == 0 && r.status == 200 && r.body_len == 0, "bodies: HEAD has no body (%s)",
-       r.errmsg);
+    ok(r.err == 0 && r.status == 200 && r.body_len == 0, "bodies: HEAD has no body (%s)", r.errmsg);
     res_free(&r);
 
     /* The connection survived HEAD: the next request works. */
@@ -472,8 +467,7 @@ static void test_uploads(void)
     got = ts_last_body(f.srv, "/up", &len);
     ok(r.err == 0 && got && len == rs.len && !memcmp(got, big, len),
        "uploads: chunked streamed body arrives intact (%s)", r.errmsg);
-    is_str(ts_last_header(f.srv, "/up", "transfer-encoding"), "chunked",
-           "uploads: sent chunked");
+    is_str(ts_last_header(f.srv, "/up", "transfer-encoding"), "chunked", "uploads: sent chunked");
     res_free(&r);
 
     /* Streamed with a length, reader lying about it. */
@@ -537,9 +531,9 @@ static void test_tls_rejections(void)
         const char *name;
         const char *reason;
     } kinds[] = {
-        { TS_CERT_UNTRUSTED, "untrusted", "unable to get local issuer certificate" },
-        { TS_CERT_WRONG_HOST, "wrong host", "IP address mismatch" },
-        { TS_CERT_EXPIRED, "expired", "certificate has expired" },
+        {TS_CERT_UNTRUSTED, "untrusted", "unable to get local issuer certificate"},
+        {TS_CERT_WRONG_HOST, "wrong host", "IP address mismatch"},
+        {TS_CERT_EXPIRED, "expired", "certificate has expired"},
     };
     size_t i;
 
@@ -726,8 +720,7 @@ static void test_dns(void)
     send_req(&f, &r, "GET", "https://no-such-host.test/x", NULL, NULL);
     tu_run_until(f.base, &f.done, 1, 5000);
     is_int(r.err, GAPI_EDNS, "dns: NXDOMAIN is GAPI_EDNS");
-    ok(strstr(r.errmsg, "no-such-host.test") != NULL, "dns: message names host (%s)",
-       r.errmsg);
+    ok(strstr(r.errmsg, "no-such-host.test") != NULL, "dns: message names host (%s)", r.errmsg);
     res_free(&r);
 
     /* Resolved through the DNS server, then verified by name: the test
@@ -874,6 +867,56 @@ static void test_cancel(void)
     fx_teardown(&f, "cancel");
 }
 
+/* Cancel and deadline while a connection is still being opened, and a
+ * deadline that fires while waiting for a pool slot. */
+static void test_cancel_connecting(void)
+{
+    fx f;
+    res r[3];
+    gapi_request *req[3];
+    gapi_client_options co = GAPI_CLIENT_OPTIONS_INIT;
+    gapi_client_stats st;
+    char u[128];
+    int lfd, lport;
+
+    co.max_conns_per_origin = 1;
+    if (fx_setup(&f, NULL, &co) != 0) {
+        ok(0, "cancel connecting: setup");
+        return;
+    }
+    lfd = tu_silent_listener(&lport); /* TCP accepts, TLS never answers */
+    snprintf(u, sizeof(u), "https://127.0.0.1:%d/x", lport);
+    send_req(&f, &r[0], "GET", u, NULL, &req[0]);
+    memset(&r[1], 0, sizeof(r[1]));
+    r[1].f = &f;
+    gapi_request_new(&req[1], f.cli, "GET", u);
+    gapi_request_set_timeouts(req[1], 0, 0, 150); /* waits for the only slot */
+    gapi_request_send(req[1], on_done, &r[1]);
+    tu_run_for(f.base, 50);
+    gapi_client_get_stats(f.cli, &st);
+    is_int(st.requests_waiting, 1, "cancel connecting: second request waits for the slot");
+    tu_run_until(f.base, &f.done, 1, 2000);
+    is_int(r[1].err, GAPI_EDEADLINE, "cancel connecting: deadline fires in the wait queue");
+    is_int(r[0].calls, 0, "cancel connecting: first still connecting");
+    is_int(gapi_request_cancel(req[0]), 0, "cancel connecting: cancel accepted");
+    tu_run_until(f.base, &f.done, 2, 2000);
+    is_int(r[0].err, GAPI_ECANCELED, "cancel connecting: GAPI_ECANCELED");
+    gapi_client_get_stats(f.cli, &st);
+    is_int(st.connections_open, 0, "cancel connecting: the half-open connection is closed");
+
+    /* Deadline during the handshake. */
+    memset(&r[2], 0, sizeof(r[2]));
+    r[2].f = &f;
+    gapi_request_new(&req[2], f.cli, "GET", u);
+    gapi_request_set_timeouts(req[2], 5000, 0, 100);
+    gapi_request_send(req[2], on_done, &r[2]);
+    tu_run_until(f.base, &f.done, 3, 2000);
+    is_int(r[2].err, GAPI_EDEADLINE, "cancel connecting: deadline during the handshake");
+    ok(r[0].calls == 1 && r[1].calls == 1 && r[2].calls == 1, "cancel connecting: each once");
+    close(lfd);
+    fx_teardown(&f, "cancel connecting");
+}
+
 /* Free the client while requests are in flight, from outside and inside a
  * callback. */
 static int g_free_in_cb_calls;
@@ -1007,8 +1050,7 @@ static void test_ipv6(void)
     ts_route(f.srv, "/v6", 200, NULL, "six");
     get(&f, &r, "/v6");
     tu_run_until(f.base, &f.done, 1, 5000);
-    ok(r.err == 0 && r.body && !strcmp(r.body, "six"), "ipv6: request over [::1] (%s)",
-       r.errmsg);
+    ok(r.err == 0 && r.body && !strcmp(r.body, "six"), "ipv6: request over [::1] (%s)", r.errmsg);
     ok(strstr(ts_server_origin(f.srv), "[::1]") != NULL, "ipv6: origin is [::1]");
     res_free(&r);
     fx_teardown(&f, "ipv6");
@@ -1084,6 +1126,7 @@ int main(void)
     test_replay();
     test_idle_timeout();
     test_cancel();
+    test_cancel_connecting();
     test_free_in_flight();
     test_send_from_callback();
     test_ipv6();

@@ -39,7 +39,7 @@ int tu_run_until(struct event_base *base, const int *counter, int target, unsign
 {
     int expired = 0;
     struct event *t = evtimer_new(base, timeout_cb, &expired);
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 
     evtimer_add(t, &tv);
     while (*counter < target && !expired)

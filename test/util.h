@@ -13,8 +13,7 @@ void tu_watchdog(unsigned seconds);
 
 /* Run the loop until *counter >= target or timeout_ms passes.
  * Returns 0 when the target was reached, -1 on timeout. */
-int tu_run_until(struct event_base *base, const int *counter, int target,
-                 unsigned timeout_ms);
+int tu_run_until(struct event_base *base, const int *counter, int target, unsigned timeout_ms);
 
 /* Run the loop for ms milliseconds. */
 void tu_run_for(struct event_base *base, unsigned ms);

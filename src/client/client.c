@@ -98,8 +98,7 @@ static struct evdns_base *make_resolver(struct event_base *base)
     /* DISABLE_WHEN_INACTIVE: the resolver's socket leaves the loop when no
      * lookup is pending, so it never keeps a caller's loop alive. */
     struct evdns_base *dns =
-        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!dns) {
         /* No usable resolv.conf: still resolve literals and /etc/hosts. */
         dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -127,8 +126,8 @@ static int session_hook(SSL *ssl, SSL_SESSION *sess)
     return gapi__conn_on_tls_session(ssl, sess);
 }
 
-int gapi_client_new(gapi_client **out, struct event_base *base,
-                    const gapi_client_options *opts, char *errbuf, size_t errbuf_size)
+int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_client_options *opts,
+                    char *errbuf, size_t errbuf_size)
 {
     gapi_client_options o = GAPI_CLIENT_OPTIONS_INIT;
     gapi__pool_config pc;

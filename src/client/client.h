@@ -25,13 +25,13 @@ struct gapi_client {
     int own_dns;
     gapi__tls *tls;
     gapi__pool *pool;
-    gapi_client_options opts;       /* defaults resolved */
-    struct gapi__req_list live;     /* accepted, callback not yet run */
-    struct gapi__req_list doneq;    /* completed, callback not yet run */
+    gapi_client_options opts;    /* defaults resolved */
+    struct gapi__req_list live;  /* accepted, callback not yet run */
+    struct gapi__req_list doneq; /* completed, callback not yet run */
     struct event *done_ev;
     struct json_tokener *tok;
-    int in_callback;                /* depth of user callbacks on the stack */
-    int closing;                    /* gapi_client_free was called */
+    int in_callback; /* depth of user callbacks on the stack */
+    int closing;     /* gapi_client_free was called */
     uint64_t started, completed;
 };
 

@@ -26,8 +26,8 @@
 static int is_tchar(unsigned char ch)
 {
     static const char extra[] = "!#$%&'*+-.^_`|~";
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch));
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr(extra, ch));
 }
 
 static int is_token(const char *s)
@@ -52,12 +52,11 @@ static const char *bad_value_char(const char *v)
 
 static int default_idempotent(const char *m)
 {
-    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") ||
-           !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") || !strcmp(m, "DELETE") ||
+           !strcmp(m, "OPTIONS");
 }
 
-static void set_err(gapi_request *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void set_err(gapi_request *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_err(gapi_request *r, const char *fmt, ...)
 {
@@ -118,8 +117,8 @@ void gapi_request_free(gapi_request *r)
 
 int gapi_request_add_header(gapi_request *r, const char *name, const char *value)
 {
-    static const char *const reserved[] = { "host", "content-length", "transfer-encoding",
-                                            "connection" };
+    static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
+                                           "connection"};
     const char *bad;
     size_t i;
 
@@ -426,8 +425,8 @@ const char *gapi_request_url(const gapi_request *r)
 
 /* ---------------------------------------------------------------- response */
 
-int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen,
-                              const char *value, size_t vlen)
+int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen, const char *value,
+                              size_t vlen)
 {
     size_t off = r->arena.len;
 
@@ -496,8 +495,7 @@ size_t gapi_response_header_count(const gapi_response *r)
     return r ? r->nhdrs : 0;
 }
 
-int gapi_response_header_at(const gapi_response *r, size_t i, const char **name,
-                            const char **value)
+int gapi_response_header_at(const gapi_response *r, size_t i, const char **name, const char **value)
 {
     if (!r || i >= r->nhdrs)
         return GAPI_EINVAL;

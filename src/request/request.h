@@ -14,10 +14,10 @@
 #include "transport/url.h"
 
 typedef enum gapi__req_state {
-    GAPI__REQ_NEW = 0,    /* built, not sent */
-    GAPI__REQ_INFLIGHT,   /* accepted; the transport has it */
-    GAPI__REQ_DONE,       /* completed; waiting in the done queue */
-    GAPI__REQ_DELIVERING  /* its callback is running */
+    GAPI__REQ_NEW = 0,   /* built, not sent */
+    GAPI__REQ_INFLIGHT,  /* accepted; the transport has it */
+    GAPI__REQ_DONE,      /* completed; waiting in the done queue */
+    GAPI__REQ_DELIVERING /* its callback is running */
 } gapi__req_state;
 
 /* Which default headers the caller replaced. */
@@ -29,13 +29,13 @@ enum {
 
 struct gapi_request {
     gapi_client *client;
-    gapi__xfer x;               /* first-class: done() finds the request from it */
+    gapi__xfer x; /* first-class: done() finds the request from it */
     char *method;
-    char *url_str;              /* as given */
+    char *url_str; /* as given */
     gapi__url url;
-    gapi__buf user_headers;     /* "Name: value\r\n"... */
+    gapi__buf user_headers; /* "Name: value\r\n"... */
     unsigned hflags;
-    gapi__buf head;             /* serialized at send */
+    gapi__buf head; /* serialized at send */
     char *body;
     size_t body_len;
     char *content_type;

@@ -74,14 +74,13 @@ static int add_pem_cas(SSL_CTX *ctx, const char *pem, char *errbuf, size_t errle
     return GAPI_OK;
 }
 
-static int load_trust(SSL_CTX *ctx, const gapi_client_options *o, char *errbuf,
-                      size_t errlen)
+static int load_trust(SSL_CTX *ctx, const gapi_client_options *o, char *errbuf, size_t errlen)
 {
     if (o && (o->ca_file || o->ca_dir)) {
         if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_dir) != 1) {
             char what[512];
-            snprintf(what, sizeof(what), "cannot load CA %s %s",
-                     o->ca_file ? o->ca_file : "", o->ca_dir ? o->ca_dir : "");
+            snprintf(what, sizeof(what), "cannot load CA %s %s", o->ca_file ? o->ca_file : "",
+                     o->ca_dir ? o->ca_dir : "");
             set_err(errbuf, errlen, what);
             return GAPI_ETLSCONFIG;
         }
@@ -100,10 +99,10 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     return t && t->on_session ? t->on_session(ssl, sess) : 0;
 }
 
-int gapi__tls_new(gapi__tls **out, const gapi_client_options *o,
-                  gapi__tls_session_cb on_session, char *errbuf, size_t errlen)
+int gapi__tls_new(gapi__tls **out, const gapi_client_options *o, gapi__tls_session_cb on_session,
+                  char *errbuf, size_t errlen)
 {
-    static const unsigned char alpn[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+    static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     gapi__tls *t;
     int rc;
 
@@ -146,8 +145,8 @@ void gapi__tls_free(gapi__tls *t)
     gapi__free(t);
 }
 
-SSL *gapi__tls_ssl_new(gapi__tls *t, const char *host, int host_is_ip,
-                       SSL_SESSION *resume, void *app_data)
+SSL *gapi__tls_ssl_new(gapi__tls *t, const char *host, int host_is_ip, SSL_SESSION *resume,
+                       void *app_data)
 {
     SSL *ssl = SSL_new(t->ctx);
     X509_VERIFY_PARAM *param;
@@ -180,8 +179,7 @@ int gapi__tls_describe_failure(SSL *ssl, unsigned long first_err, char *buf, siz
     char ebuf[256];
 
     if (vr != X509_V_OK) {
-        snprintf(buf, len, "certificate verify failed: %s",
-                 X509_verify_cert_error_string(vr));
+        snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
         ERR_clear_error();
         return GAPI_ETLSVERIFY;
     }

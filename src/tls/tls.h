@@ -17,20 +17,19 @@ typedef struct gapi__tls gapi__tls;
  * (return 1) or not (return 0), as with SSL_CTX_sess_set_new_cb. */
 typedef int (*gapi__tls_session_cb)(SSL *ssl, SSL_SESSION *sess);
 
-int gapi__tls_new(gapi__tls **out, const gapi_client_options *o,
-                  gapi__tls_session_cb on_session, char *errbuf, size_t errlen);
+int gapi__tls_new(gapi__tls **out, const gapi_client_options *o, gapi__tls_session_cb on_session,
+                  char *errbuf, size_t errlen);
 void gapi__tls_free(gapi__tls *t);
 
 /* A client SSL for host: SNI (names only, never IP literals), host name or IP
  * verification, ALPN http/1.1, optional session to resume. app_data is
  * stored with SSL_set_app_data. NULL on ENOMEM. */
-SSL *gapi__tls_ssl_new(gapi__tls *t, const char *host, int host_is_ip,
-                       SSL_SESSION *resume, void *app_data);
+SSL *gapi__tls_ssl_new(gapi__tls *t, const char *host, int host_is_ip, SSL_SESSION *resume,
+                       void *app_data);
 
 /* Describe why a TLS connection failed into buf: the certificate verify
  * result when verification failed (returns GAPI_ETLSVERIFY), else the
  * OpenSSL error queue entries given (returns GAPI_ETLS). Clears the queue. */
-int gapi__tls_describe_failure(SSL *ssl, unsigned long first_err, char *buf,
-                               size_t len);
+int gapi__tls_describe_failure(SSL *ssl, unsigned long first_err, char *buf, size_t len);
 
 #endif

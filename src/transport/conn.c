@@ -52,8 +52,7 @@ static struct timeval ms_tv(unsigned ms)
 
 /* ------------------------------------------------------------------ errors */
 
-static void set_msg(gapi__conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void set_msg(gapi__conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_msg(gapi__conn *c, const char *fmt, ...)
 {
@@ -124,12 +123,12 @@ void gapi__conn_destroy(gapi__conn *c)
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     gapi__conn *c = arg;
-    static const char *const stage[] = { "resolving", "connecting", "in TLS handshake" };
+    static const char *const stage[] = {"resolving", "connecting", "in TLS handshake"};
 
     (void)fd;
     (void)what;
-    set_msg(c, "connect to %s:%u timed out after %u ms (%s)", c->origin->host,
-            c->origin->port, c->x ? c->x->connect_ms : 0,
+    set_msg(c, "connect to %s:%u timed out after %u ms (%s)", c->origin->host, c->origin->port,
+            c->x ? c->x->connect_ms : 0,
             c->state <= GAPI__CONN_HANDSHAKING ? stage[c->state] : "?");
     conn_fail(c, GAPI_ECONNECTTIMEOUT);
 }
@@ -391,8 +390,8 @@ static int body_append(gapi__conn *c, const char *data, size_t len)
     gapi__xfer *x = c->x;
 
     if (x->max_body_bytes && x->resp.body.len + len > x->max_body_bytes) {
-        snprintf(x->errmsg, sizeof(x->errmsg),
-                 "response body exceeds the limit of %zu bytes", x->max_body_bytes);
+        snprintf(x->errmsg, sizeof(x->errmsg), "response body exceeds the limit of %zu bytes",
+                 x->max_body_bytes);
         c->cb_err = GAPI_EBODYSIZE;
         return -1;
     }
@@ -483,7 +482,7 @@ static const gapi__http_callbacks parser_cbs = {
 };
 
 /* Upload pump for streamed bodies: keep up to 64 KiB queued. */
-#define UPLOAD_HIGH (64 * 1024)
+#define UPLOAD_HIGH  (64 * 1024)
 #define UPLOAD_PIECE (16 * 1024)
 
 /* Output is queued with writing disabled: some libevent versions write (and
@@ -515,8 +514,8 @@ static int pump_upload(gapi__conn *c)
         }
         if (n == 0) {
             if (x->reader_length >= 0 && c->upload_sent != x->reader_length) {
-                set_msg(c, "request body reader gave %lld bytes, %lld announced",
-                        c->upload_sent, x->reader_length);
+                set_msg(c, "request body reader gave %lld bytes, %lld announced", c->upload_sent,
+                        x->reader_length);
                 return GAPI_EUPLOAD;
             }
             if (x->reader_length < 0)
@@ -626,8 +625,8 @@ static int parser_error(gapi__conn *c)
     if (p->error == GAPI__HPE_CALLBACK)
         return c->cb_err ? c->cb_err : GAPI_EPROTO;
     if (p->error == GAPI__HPE_HEADER_TOO_LARGE) {
-        snprintf(x->errmsg, sizeof(x->errmsg),
-                 "response headers exceed the limit of %zu bytes", p->max_header_bytes);
+        snprintf(x->errmsg, sizeof(x->errmsg), "response headers exceed the limit of %zu bytes",
+                 p->max_header_bytes);
         return GAPI_EHEADERSIZE;
     }
     snprintf(x->errmsg, sizeof(x->errmsg), "malformed HTTP response: %s",
@@ -663,8 +662,7 @@ static void on_read(struct bufferevent *bev, void *arg)
                 return;
             }
             if (c->parser.complete) {
-                int leftover = k < vec[i].iov_len || i + 1 < n ||
-                               evbuffer_get_length(in) > used;
+                int leftover = k < vec[i].iov_len || i + 1 < n || evbuffer_get_length(in) > used;
                 evbuffer_drain(in, used);
                 exchange_done(c, leftover);
                 return;
@@ -719,8 +717,7 @@ static void active_closed(gapi__conn *c, const char *why)
             gapi__pool_replay(x);
             return;
         }
-        set_msg(c, "%s:%u closed the connection before responding (%s)", o->host, o->port,
-                why);
+        set_msg(c, "%s:%u closed the connection before responding (%s)", o->host, o->port, why);
         conn_fail(c, GAPI_ECONNRESET);
         return;
     }
@@ -728,8 +725,7 @@ static void active_closed(gapi__conn *c, const char *why)
         set_msg(c, "connection closed in the middle of the response headers (%s)", why);
     else
         set_msg(c, "connection closed after %zu body bytes%s (%s)", x->resp.body.len,
-                c->parser.framing == GAPI__HTTP_FRAMING_CHUNKED ? " of a chunked body" : "",
-                why);
+                c->parser.framing == GAPI__HTTP_FRAMING_CHUNKED ? " of a chunked body" : "", why);
     conn_fail(c, GAPI_ETRUNCATED);
 }
 

@@ -34,21 +34,21 @@ struct gapi__conn {
     gapi__pool *pool;
     gapi__origin *origin;
     gapi__conn_state state;
-    gapi__xfer *x;                 /* bound transfer, if any */
+    gapi__xfer *x; /* bound transfer, if any */
 
     struct gapi__dnsq *dnsq;
     struct evutil_addrinfo *addrs, *next_addr;
-    int fd;                        /* during CONNECTING only */
+    int fd; /* during CONNECTING only */
     struct event *connect_ev;
-    struct event *timer;           /* connect timeout, then idle timeout */
+    struct event *timer; /* connect timeout, then idle timeout */
     struct bufferevent *bev;
     SSL *ssl;
 
-    unsigned served;               /* responses completed on this connection */
-    int got_bytes;                 /* response bytes seen for x */
+    unsigned served; /* responses completed on this connection */
+    int got_bytes;   /* response bytes seen for x */
     int upload_done;
     long long upload_sent;
-    int cb_err;                    /* error raised inside a parser callback */
+    int cb_err; /* error raised inside a parser callback */
     gapi__http_parser parser;
     gapi__inflate *inflate;
     char connect_err[192];
@@ -69,7 +69,7 @@ struct gapi__origin {
     TAILQ_HEAD(, gapi__conn) conns;
     TAILQ_HEAD(, gapi__conn) idle;
     TAILQ_HEAD(, gapi__xfer) waitq;
-    SSL_SESSION *session;          /* last session the server gave us */
+    SSL_SESSION *session; /* last session the server gave us */
     TAILQ_ENTRY(gapi__origin) link;
 };
 

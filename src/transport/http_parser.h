@@ -25,24 +25,23 @@
 
 typedef enum gapi__hpe {
     GAPI__HPE_OK = 0,
-    GAPI__HPE_INVALID_VERSION,     /* not "HTTP/1.x" */
-    GAPI__HPE_INVALID_STATUS,      /* status code not 3 digits, bad status line */
-    GAPI__HPE_INVALID_HEADER,      /* bad field name, missing colon, bad char */
-    GAPI__HPE_HEADER_TOO_LARGE,    /* status line + headers over the limit */
-    GAPI__HPE_INVALID_CONTENT_LENGTH, /* not digits, overflow, disagreeing dups */
+    GAPI__HPE_INVALID_VERSION,           /* not "HTTP/1.x" */
+    GAPI__HPE_INVALID_STATUS,            /* status code not 3 digits, bad status line */
+    GAPI__HPE_INVALID_HEADER,            /* bad field name, missing colon, bad char */
+    GAPI__HPE_HEADER_TOO_LARGE,          /* status line + headers over the limit */
+    GAPI__HPE_INVALID_CONTENT_LENGTH,    /* not digits, overflow, disagreeing dups */
     GAPI__HPE_INVALID_TRANSFER_ENCODING, /* e.g. chunked not last, TE + CL */
-    GAPI__HPE_INVALID_CHUNK,       /* bad chunk size line or missing CRLF */
-    GAPI__HPE_UNEXPECTED_EOF,      /* finish() before the message was complete */
-    GAPI__HPE_CALLBACK,            /* a callback returned non-zero */
-    GAPI__HPE_UNEXPECTED_101       /* 101 Switching Protocols (never requested) */
+    GAPI__HPE_INVALID_CHUNK,             /* bad chunk size line or missing CRLF */
+    GAPI__HPE_UNEXPECTED_EOF,            /* finish() before the message was complete */
+    GAPI__HPE_CALLBACK,                  /* a callback returned non-zero */
+    GAPI__HPE_UNEXPECTED_101             /* 101 Switching Protocols (never requested) */
 } gapi__hpe;
 
 typedef struct gapi__http_callbacks {
     /* Interim 1xx response skipped (may be NULL). */
     int (*on_info)(void *ud, int status);
     /* Final status line. reason is not NUL-terminated. */
-    int (*on_status)(void *ud, int http_minor, int status, const char *reason,
-                     size_t reason_len);
+    int (*on_status)(void *ud, int http_minor, int status, const char *reason, size_t reason_len);
     /* One header field: name as received (case kept), value with leading and
      * trailing whitespace removed. Obsolete line folding is rejected. */
     int (*on_header)(void *ud, const char *name, size_t name_len, const char *value,
@@ -60,10 +59,10 @@ typedef struct gapi__http_callbacks {
 } gapi__http_callbacks;
 
 typedef enum gapi__http_framing {
-    GAPI__HTTP_FRAMING_NONE = 0,   /* no body */
-    GAPI__HTTP_FRAMING_LENGTH,     /* Content-Length */
+    GAPI__HTTP_FRAMING_NONE = 0, /* no body */
+    GAPI__HTTP_FRAMING_LENGTH,   /* Content-Length */
     GAPI__HTTP_FRAMING_CHUNKED,
-    GAPI__HTTP_FRAMING_EOF         /* until the connection closes */
+    GAPI__HTTP_FRAMING_EOF /* until the connection closes */
 } gapi__http_framing;
 
 typedef struct gapi__http_parser {
@@ -75,27 +74,27 @@ typedef struct gapi__http_parser {
 
     /* Results, valid from on_headers_complete on. */
     int status;
-    int http_minor;          /* 0 or 1 */
+    int http_minor; /* 0 or 1 */
     gapi__http_framing framing;
-    int64_t content_length;  /* -1 when not given */
-    int keep_alive;          /* connection reusable after this message */
-    int complete;            /* on_message_complete was called */
-    gapi__hpe error;         /* first error; sticky */
+    int64_t content_length;   /* -1 when not given */
+    int keep_alive;           /* connection reusable after this message */
+    int complete;             /* on_message_complete was called */
+    gapi__hpe error;          /* first error; sticky */
     const char *error_reason; /* static text naming the problem, "" if none */
 
     /* Private state (the implementation may add fields here). */
     int state;
-    size_t header_bytes;     /* bytes of the current head section seen */
-    uint64_t remaining;      /* bytes left in the current body/chunk */
-    char line[8192];         /* fallback accumulation for a split token */
+    size_t header_bytes; /* bytes of the current head section seen */
+    uint64_t remaining;  /* bytes left in the current body/chunk */
+    char line[8192];     /* fallback accumulation for a split token */
     size_t line_len;
     unsigned flags;
 } gapi__http_parser;
 
 /* Prepare p for one response. head_request: the request was HEAD.
  * max_header_bytes 0 means 64 KiB. */
-void gapi__http_parser_init(gapi__http_parser *p, const gapi__http_callbacks *cb,
-                            void *ud, int head_request, size_t max_header_bytes);
+void gapi__http_parser_init(gapi__http_parser *p, const gapi__http_callbacks *cb, void *ud,
+                            int head_request, size_t max_header_bytes);
 
 /* Feed bytes. Returns how many were consumed: len, unless the message
  * completed (then the bytes after it are left over) or an error occurred (then

@@ -29,16 +29,16 @@ typedef int (*gapi__inflate_sink)(void *ud, const char *data, size_t len);
 enum {
     GAPI__INFLATE_OK = 0,
     GAPI__INFLATE_ENOMEM = -1,
-    GAPI__INFLATE_ECORRUPT = -2,  /* not valid gzip/deflate data */
-    GAPI__INFLATE_ELIMIT = -3,    /* decoded size over max_out */
-    GAPI__INFLATE_ETRUNCATED = -4,/* finish() before the stream ended */
-    GAPI__INFLATE_ESINK = -5,     /* the sink asked to stop */
-    GAPI__INFLATE_ETRAILING = -6  /* bytes after the end of the stream */
+    GAPI__INFLATE_ECORRUPT = -2,   /* not valid gzip/deflate data */
+    GAPI__INFLATE_ELIMIT = -3,     /* decoded size over max_out */
+    GAPI__INFLATE_ETRUNCATED = -4, /* finish() before the stream ended */
+    GAPI__INFLATE_ESINK = -5,      /* the sink asked to stop */
+    GAPI__INFLATE_ETRAILING = -6   /* bytes after the end of the stream */
 };
 
 /* max_out: limit on total decoded bytes (0 = no limit). NULL on ENOMEM. */
-gapi__inflate *gapi__inflate_new(gapi__coding coding, uint64_t max_out,
-                                 gapi__inflate_sink sink, void *ud);
+gapi__inflate *gapi__inflate_new(gapi__coding coding, uint64_t max_out, gapi__inflate_sink sink,
+                                 void *ud);
 /* Feed compressed bytes; returns GAPI__INFLATE_* */
 int gapi__inflate_feed(gapi__inflate *z, const char *data, size_t len);
 /* End of compressed input: ETRUNCATED if the stream did not end. */

@@ -40,7 +40,8 @@ static gapi__origin *origin_get(gapi__pool *p, const gapi__url *u)
 {
     gapi__origin *o;
 
-    TAILQ_FOREACH(o, &p->origins, link) {
+    TAILQ_FOREACH(o, &p->origins, link)
+    {
         if (strcmp(o->key, u->origin) == 0) {
             /* Keep the busiest origin first: lookups stay O(1) in practice. */
             if (o != TAILQ_FIRST(&p->origins)) {
@@ -215,8 +216,8 @@ int gapi__pool_submit(gapi__pool *p, gapi__xfer *x)
     x->errmsg[0] = '\0';
     x->have_resp = 0;
     if (x->deadline_ms) {
-        struct timeval tv = { (time_t)(x->deadline_ms / 1000),
-                              (suseconds_t)(x->deadline_ms % 1000) * 1000 };
+        struct timeval tv = {(time_t)(x->deadline_ms / 1000),
+                             (suseconds_t)(x->deadline_ms % 1000) * 1000};
         x->deadline_ev = evtimer_new(p->cfg.base, deadline_cb, x);
         if (!x->deadline_ev)
             return GAPI_ENOMEM;
@@ -285,7 +286,8 @@ void gapi__pool_get_stats(const gapi__pool *p, gapi__pool_stats *out)
     *out = p->stats;
     out->connections_open = 0;
     out->connections_idle = 0;
-    TAILQ_FOREACH(o, &p->origins, link) {
+    TAILQ_FOREACH(o, &p->origins, link)
+    {
         out->connections_open += o->nconns;
         out->connections_idle += o->nidle;
     }

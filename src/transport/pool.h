@@ -42,16 +42,16 @@ typedef struct gapi__hdr_ref {
 struct gapi_response {
     int status;
     int http_minor;
-    gapi__buf arena;       /* "name\0value\0..." */
-    gapi__hdr_ref *hdrs;   /* inline_hdrs until more are needed */
+    gapi__buf arena;     /* "name\0value\0..." */
+    gapi__hdr_ref *hdrs; /* inline_hdrs until more are needed */
     size_t nhdrs, hdrs_cap;
     gapi__hdr_ref inline_hdrs[GAPI__INLINE_HDRS];
-    gapi__buf body;        /* decoded */
+    gapi__buf body; /* decoded */
     struct json_object *json;
 };
 
-int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen,
-                              const char *value, size_t vlen);
+int gapi__response_add_header(gapi_response *r, const char *name, size_t nlen, const char *value,
+                              size_t vlen);
 void gapi__response_reset(gapi_response *r);
 const char *gapi__response_find(const gapi_response *r, const char *name);
 
@@ -68,12 +68,12 @@ typedef enum gapi__xfer_state {
 struct gapi__xfer {
     /* ---- inputs, set by the owner before submit ---- */
     const gapi__url *url;
-    const gapi__buf *head;      /* request line + headers + CRLF */
-    const char *body;           /* fixed body (referenced) or NULL */
+    const gapi__buf *head; /* request line + headers + CRLF */
+    const char *body;      /* fixed body (referenced) or NULL */
     size_t body_len;
-    gapi__read_fn reader;       /* streamed body, or NULL */
+    gapi__read_fn reader; /* streamed body, or NULL */
     void *reader_arg;
-    long long reader_length;    /* -1: chunked */
+    long long reader_length; /* -1: chunked */
     int head_request;
     int idempotent;
     unsigned connect_ms, stall_ms, deadline_ms; /* 0 = none */
@@ -82,7 +82,7 @@ struct gapi__xfer {
 
     /* ---- outputs ---- */
     gapi_response resp;
-    int have_resp;              /* status line + headers received */
+    int have_resp; /* status line + headers received */
     char errmsg[256];
     unsigned replays;
 
@@ -92,7 +92,7 @@ struct gapi__xfer {
     gapi__origin *origin;
     gapi__conn *conn;
     struct event *deadline_ev;
-    int fresh_only;             /* replay: never on a reused connection */
+    int fresh_only; /* replay: never on a reused connection */
     TAILQ_ENTRY(gapi__xfer) wait_link;
 };
 
@@ -109,7 +109,7 @@ typedef struct gapi__pool_stats {
 typedef struct gapi__pool_config {
     struct event_base *base;
     struct evdns_base *dns;
-    gapi__tls *tls;             /* may be NULL only if no https is used */
+    gapi__tls *tls; /* may be NULL only if no https is used */
     unsigned max_conns_per_origin;
     unsigned idle_timeout_ms;
 } gapi__pool_config;

@@ -51,8 +51,8 @@ static int valid_reg_name(const char *h, size_t n)
 
 /* Split "host[:port]" or "[v6][:port]": sets *host and *hlen (brackets off),
  * u->port and u->host_is_ip. Allocates nothing. */
-static int split_authority(gapi__url *u, const char *a, size_t n, const char **host,
-                           size_t *hlen, const char **why)
+static int split_authority(gapi__url *u, const char *a, size_t n, const char **host, size_t *hlen,
+                           const char **why)
 {
     const char *colon = NULL;
     char tmp[64];

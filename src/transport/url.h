@@ -7,13 +7,13 @@
 #define GAPI_TRANSPORT_URL_H
 
 typedef struct gapi__url {
-    int tls;            /* https */
-    int host_is_ip;     /* IPv4 or IPv6 literal */
+    int tls;        /* https */
+    int host_is_ip; /* IPv4 or IPv6 literal */
     unsigned short port;
-    char *host;         /* lower-case, IPv6 without brackets */
-    char *target;       /* path + query, at least "/" */
-    char *authority;    /* Host header value: host[:port], [v6][:port] */
-    char *origin;       /* "https://host:port": pool key */
+    char *host;      /* lower-case, IPv6 without brackets */
+    char *target;    /* path + query, at least "/" */
+    char *authority; /* Host header value: host[:port], [v6][:port] */
+    char *origin;    /* "https://host:port": pool key */
 } gapi__url;
 
 /* Returns 0, or GAPI_EINVAL with *why set to a static reason, or GAPI_ENOMEM.
