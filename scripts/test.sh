@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, then builds and runs `make
-# check` twice (optimised with -Werror, and under ASan+UBSan with leak
-# detection), plus `make distcheck` once. The last line is the summary:
-# "N passed, N failed, N skipped" (TAP test points over all runs).
+# check` three times (optimised with -Werror, under ASan+UBSan with leak
+# detection, and under TSan), the test programs once more under valgrind memcheck, and
+# `make distcheck`. The last line is the summary: "N passed, N failed,
+# N skipped" (TAP test points over all runs, plus one per valgrind program
+# and one for distcheck).
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -35,6 +37,21 @@ run_build() { # name, configure args...
 run_build release --enable-werror CFLAGS="-O2 -g" || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_build asan --enable-werror --enable-sanitizers=address,undefined CFLAGS="-O1 -g" || status=1
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    run_build tsan --enable-werror --enable-sanitizers=thread CFLAGS="-O1 -g" || status=1
+
+echo "=== valgrind memcheck (release build)"
+vg_pass=0; vg_fail=0
+if ( cd "$top/_build/release" && make check-valgrind >valgrind.out 2>&1 ); then :; fi
+while read -r line; do
+    case "$line" in
+        "== valgrind "*) prog=${line#== valgrind };;
+        "FAIL: "*) echo "$line"; vg_fail=$((vg_fail+1)); prog="";;
+        "ok points:"*) [ -n "$prog" ] && { echo "PASS: valgrind $prog"; vg_pass=$((vg_pass+1)); };;
+    esac
+done <"$top/_build/release/valgrind.out"
+[ $vg_pass -gt 0 ] || { echo "FAIL: valgrind did not run"; vg_fail=$((vg_fail+1)); }
+[ $vg_fail -eq 0 ] || status=1
 
 echo "=== distcheck"
 if ( cd "$top/_build/release" && make -j"$jobs" distcheck >distcheck.out 2>&1 ); then
@@ -43,9 +60,9 @@ else
     tail -40 "$top/_build/release/distcheck.out"; echo "FAIL: make distcheck"; dist_pass=0; extra_fail=1; status=1
 fi
 
-count() { cat "$top"/_build/{release,asan}/test/*.trs "$top"/_build/{release,asan}/*.trs 2>/dev/null | grep -c ":test-result: $1" ; }
-pass=$(( $(count PASS) + dist_pass ))
-fail=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail ))
+count() { cat "$top"/_build/{release,asan,tsan}/test/*.trs 2>/dev/null | grep -c ":test-result: $1" ; }
+pass=$(( $(count PASS) + dist_pass + vg_pass ))
+fail=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail + vg_fail ))
 skip=$(count SKIP)
 echo "${pass} passed, ${fail} failed, ${skip} skipped"
 exit $status
