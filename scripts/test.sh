@@ -11,6 +11,11 @@ top=$(pwd)
 scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 ./autogen.sh >/dev/null 2>&1 || { echo "autogen failed"; echo "0 passed, 1 failed"; exit 1; }
 jobs=$(nproc)
+# Tests find ../shared through GAPI_SHARED_DIR; pin it to an absolute path so
+# that `make distcheck` (which builds in a copy two levels down) sees it too.
+if [ -z "${GAPI_SHARED_DIR:-}" ] && [ -d "$top/../shared" ]; then
+    GAPI_SHARED_DIR=$(cd "$top/../shared" && pwd); export GAPI_SHARED_DIR
+fi
 status=0
 extra_fail=0
 

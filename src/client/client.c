@@ -15,7 +15,6 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <json-c/json.h>
 
 #include "common/alloc.h"
 #include "client/client.h"
@@ -175,14 +174,13 @@ int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_clien
         }
     }
     c->done_ev = event_new(base, -1, 0, done_cb, c);
-    c->tok = json_tokener_new();
     memset(&pc, 0, sizeof(pc));
     pc.base = base;
     pc.dns = c->dns;
     pc.tls = c->tls;
     pc.max_conns_per_origin = o.max_conns_per_origin;
     pc.idle_timeout_ms = o.idle_timeout_ms;
-    if (!c->done_ev || !c->tok || gapi__pool_new(&c->pool, &pc) != GAPI_OK) {
+    if (!c->done_ev || gapi__pool_new(&c->pool, &pc) != GAPI_OK) {
         fail_msg(errbuf, errbuf_size, "out of memory");
         rc = GAPI_ENOMEM;
         goto fail;
@@ -206,8 +204,6 @@ static void client_destroy(gapi_client *c)
         drain_done(c);
     if (c->done_ev)
         event_free(c->done_ev);
-    if (c->tok)
-        json_tokener_free(c->tok);
     if (c->dns && c->own_dns)
         evdns_base_free(c->dns, 0);
     gapi__tls_free(c->tls);

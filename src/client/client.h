@@ -17,8 +17,6 @@
 #include "tls/tls.h"
 #include "transport/pool.h"
 
-struct json_tokener;
-
 struct gapi_client {
     struct event_base *base;
     struct evdns_base *dns;
@@ -29,7 +27,6 @@ struct gapi_client {
     struct gapi__req_list live;  /* accepted, callback not yet run */
     struct gapi__req_list doneq; /* completed, callback not yet run */
     struct event *done_ev;
-    struct json_tokener *tok;
     int in_callback; /* depth of user callbacks on the stack */
     int closing;     /* gapi_client_free was called */
     uint64_t started, completed;

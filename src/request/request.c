@@ -17,6 +17,7 @@
 
 #include "common/alloc.h"
 #include "client/client.h"
+#include "json/parse.h"
 #include "request/request.h"
 
 /* Bodies up to this size are copied next to the headers so that the whole
@@ -316,33 +317,22 @@ static int is_json_type(const char *ct)
 }
 
 /* Parse a JSON body; returns GAPI_OK (also when there is nothing to parse)
- * or GAPI_EJSON with a message. */
-static int parse_json(gapi_client *c, gapi_request *r)
+ * or GAPI_EJSON with a message that says where the body went wrong. */
+static int parse_json(gapi_request *r)
 {
     gapi_response *resp = &r->x.resp;
-    struct json_object *obj;
-    enum json_tokener_error jerr;
-    size_t end;
+    gapi__json_error jerr;
+    int rc;
 
     if (!is_json_type(gapi__response_find(resp, "content-type")) || resp->body.len == 0)
         return GAPI_OK;
-    json_tokener_reset(c->tok);
-    obj = json_tokener_parse_ex(c->tok, resp->body.data, (int)resp->body.len);
-    jerr = json_tokener_get_error(c->tok);
-    end = json_tokener_get_parse_end(c->tok);
-    while (obj && end < resp->body.len && strchr(" \t\r\n", resp->body.data[end]))
-        end++;
-    if (!obj || jerr != json_tokener_success || end != resp->body.len) {
-        json_object_put(obj);
-        set_err(r, "response body is not valid JSON: %s at offset %zu",
-                jerr == json_tokener_success    ? "trailing data"
-                : jerr == json_tokener_continue ? "unexpected end"
-                                                : json_tokener_error_desc(jerr),
-                end);
-        return GAPI_EJSON;
-    }
-    resp->json = obj;
-    return GAPI_OK;
+    rc = gapi__json_parse(resp->body.data, resp->body.len, 0, &resp->json, &jerr);
+    if (rc == GAPI_EJSON)
+        set_err(r, "response body is not valid JSON: %s at line %u, column %u (offset %zu)",
+                jerr.message, jerr.line, jerr.column, jerr.offset);
+    else if (rc != GAPI_OK)
+        set_err(r, "parsing the JSON response body: %s", gapi_strerror(rc));
+    return rc;
 }
 
 static void xfer_done(gapi__xfer *x, int err)
@@ -351,7 +341,7 @@ static void xfer_done(gapi__xfer *x, int err)
     gapi_client *c = r->client;
 
     if (err == GAPI_OK && !r->x.head_request)
-        err = parse_json(c, r);
+        err = parse_json(r);
     gapi__client_complete(c, r, err);
 }
 
