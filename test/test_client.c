@@ -369,6 +369,8 @@ static void test_bodies(void)
     is_int(r.err, GAPI_EJSON, "bodies: invalid JSON is GAPI_EJSON");
     ok(r.has_resp && r.status == 200 && !r.has_json, "bodies: response still available");
     ok(strstr(r.errmsg, "not valid JSON") != NULL, "bodies: message (%s)", r.errmsg);
+    ok(strstr(r.errmsg, "line 1, column 6") != NULL, "bodies: message says where");
+    ok(r.body && !strcmp(r.body, "{\"a\":"), "bodies: raw body kept");
     res_free(&r);
 
     get(&f, &r, "/text");
