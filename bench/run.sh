@@ -22,7 +22,7 @@ scripts/deps.sh
 [ -x configure ] || ./autogen.sh >/dev/null
 mkdir -p _build/release
 ( cd _build/release && { [ -f Makefile ] || ../../configure --enable-werror CFLAGS="-O2 -g" >/dev/null; } \
-  && make -j"$(nproc)" bench/gapi_bench >/dev/null )
+  && make -j"$(nproc)" bench/gapi_bench bench/threads_bench >/dev/null )
 BENCH="$top/_build/release/bench/gapi_bench"
 
 tmp=$(mktemp -d)
@@ -73,6 +73,10 @@ url="https://127.0.0.1:$port/storage/v1/b/bench/o/obj.json"
 curl_ok=$("$BENCH" -u "$url" -c 1 -d 1 -a "$tmp/ca.pem" | awk '{print $2}')
 [ "${curl_ok:-0}" -gt 0 ] || { echo "gapi_bench cannot reach nginx"; exit 1; }
 
+THREADS_BENCH="$top/_build/release/bench/threads_bench"
+WHAT=${WHAT:-"transport threads"}
+
+transport_bench() {
 echo "gapi transport benchmark: nginx HTTPS keep-alive, ${size}-byte JSON, ${DURATION}s per run"
 echo "server pinned to CPU 0, client to CPU 1; $(nproc) cores; $(uname -r)"
 printf '%-5s %-5s %12s %12s %10s %10s %12s\n' conc client "requests/s" "cpu_us/req" "user_us" "sys_us" "peak_rss_kb"
@@ -101,3 +105,35 @@ for c in $CONCS; do
     summary="$summary\nconcurrency $c: gapi/wrk requests/s = $ratio, gapi cpu_us/req = $gcpu (wrk $wcpu)"
 done
 printf "$summary\n"
+}
+
+# Issue 4: worker threads into one client against N threads each with its own
+# blocking connection (the pattern Google's Python client prescribes), same
+# server, same CPU (all client threads on CPU 1); then the latency a
+# cross-thread submit adds.
+threads_bench() {
+echo
+echo "cross-thread benchmark: ${DURATION}s per run; all client threads on CPU 1"
+printf '%-8s %-10s %12s %8s %12s %12s\n' threads client "requests/s" conns "cpu_us/req" "peak_rss_kb"
+tsummary=""
+for t in ${THREADS:-"1 4 16"}; do
+    for m in gapi perthread; do
+        line=$(taskset -c 1 "$THREADS_BENCH" -m $m -t "$t" -d "$DURATION" -u "$url" -a "$tmp/ca.pem")
+        get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+        printf '%-8s %-10s %12s %8s %12s %12s\n' "$t" "$m" "$(get rps)" "$(get conns)" \
+            "$(get cpu_us_per_req)" "$(get rss_kb)"
+        eval "rps_$m=$(get rps)"
+    done
+    tsummary="$tsummary\n$t threads: gapi/perthread requests/s = $(awk -v g="$rps_gapi" -v p="$rps_perthread" 'BEGIN {printf "%.2f", g/p}')"
+done
+printf "$tsummary\n"
+line=$(taskset -c 1 "$THREADS_BENCH" -m latency -u "$url" -a "$tmp/ca.pem")
+echo "$line"
+}
+
+for w in $WHAT; do
+    case $w in
+        transport) transport_bench ;;
+        threads) threads_bench ;;
+    esac
+done

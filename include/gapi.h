@@ -72,7 +72,11 @@ typedef enum gapi_error {
     GAPI_EHTTP = -19,           /* HTTP error status (used by API-level calls) */
     GAPI_ETLSCONFIG = -20,      /* CA file/dir/PEM could not be loaded */
     GAPI_EBUSY = -21,           /* object in a state that refuses the call */
-    GAPI_EUPLOAD = -22          /* the request body reader reported failure */
+    GAPI_EUPLOAD = -22,         /* the request body reader reported failure */
+    GAPI_EDISCOVERY = -23,      /* discovery document malformed (message: where) */
+    GAPI_EFULL = -24,           /* too many requests queued or in flight (max_pending) */
+    GAPI_EDEADLK = -25,         /* blocking call on the loop thread would deadlock */
+    GAPI_ETIMEDOUT = -26        /* a blocking wait timed out */
 } gapi_error;
 
 /* Static English text for a code; never NULL (unknown codes get a text too). */
@@ -94,7 +98,7 @@ typedef struct gapi_client gapi_client;
 typedef struct gapi_request gapi_request;
 typedef struct gapi_response gapi_response;
 
-#define GAPI_CLIENT_OPTIONS_VERSION 1
+#define GAPI_CLIENT_OPTIONS_VERSION 2
 
 typedef struct gapi_client_options {
     unsigned version; /* GAPI_CLIENT_OPTIONS_VERSION */
@@ -125,6 +129,20 @@ typedef struct gapi_client_options {
 
     /* GAPI_CLIENT_* flags. */
     unsigned flags;
+
+    /* --- version 2 --- */
+
+    /* Back-pressure: at most this many requests queued for the loop or in
+     * flight (all threads together); 0 = no bound. At the bound,
+     * gapi_request_submit fails with GAPI_EFULL, or waits for room when
+     * GAPI_CLIENT_SUBMIT_BLOCKS is set (never on the loop thread), and
+     * gapi_request_send fails with GAPI_EFULL. */
+    size_t max_pending;
+
+    /* Prepended to the User-Agent header ("myapp/1.2 gapi/0.1.0"), like the
+     * application name of Google's other clients. Copied; NULL for none.
+     * Must be printable ASCII. */
+    const char *application_name;
 } gapi_client_options;
 
 /* By default gapi_client_new sets SIGPIPE to SIG_IGN when it is still SIG_DFL:
@@ -133,26 +151,62 @@ typedef struct gapi_client_options {
  * This flag leaves the signal disposition alone; the caller then handles or
  * ignores SIGPIPE itself. */
 #define GAPI_CLIENT_KEEP_SIGPIPE 0x1u
+/* With max_pending: a full client makes gapi_request_submit wait for room
+ * instead of failing with GAPI_EFULL. */
+#define GAPI_CLIENT_SUBMIT_BLOCKS 0x2u
 
 #define GAPI_CLIENT_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0                \
+        GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL       \
     }
 
-/* Make a client bound to the caller's event_base. The library never runs the
- * loop itself in this mode. opts may be NULL for defaults. On failure *out is
- * untouched and, when errbuf is not NULL, a message naming the problem is
- * written into it (errbuf_size bytes at most, NUL-terminated).
- * Returns 0, GAPI_EINVAL (bad base/options), GAPI_ETLSCONFIG (CA not loadable),
- * GAPI_ENOMEM, GAPI_EDNS (no resolver). */
+/* Threads. A client lives on one loop thread: every call below runs there,
+ * except those marked "any thread" (gapi_request_new and the other request
+ * builders may run on any thread for a request that thread owns). Other
+ * threads hand requests in with gapi_request_submit / _submit_future /
+ * _execute; callbacks always run on the loop thread. */
+
+/* Make a client bound to the caller's event_base, on the thread that runs
+ * that base's loop (that thread becomes the client's loop thread). The
+ * library never runs the loop itself in this mode. The client keeps one
+ * persistent event on the base (the wake-up of its submission queue), so
+ * event_base_dispatch() returns only after gapi_client_shutdown() has
+ * finished or the client is freed. opts may be NULL for defaults. On failure
+ * *out is untouched and, when errbuf is not NULL, a message naming the
+ * problem is written into it (errbuf_size bytes at most, NUL-terminated).
+ * Options of version 1 are accepted. Returns 0, GAPI_EINVAL (bad
+ * base/options), GAPI_ETLSCONFIG (CA not loadable), GAPI_ENOMEM, GAPI_EDNS
+ * (no resolver). */
 GAPI_EXTERN int gapi_client_new(gapi_client **out, struct event_base *base,
                                 const gapi_client_options *opts, char *errbuf, size_t errbuf_size);
 
+/* Make a client that runs its own event_base on its own thread, for
+ * programs that only have worker threads. Returns once that thread runs.
+ * Use it with gapi_request_submit, _submit_future and _execute; stop it with
+ * gapi_client_shutdown (optional) and gapi_client_free. Same errors as
+ * gapi_client_new. */
+GAPI_EXTERN int gapi_client_start(gapi_client **out, const gapi_client_options *opts, char *errbuf,
+                                  size_t errbuf_size);
+
+/* Any thread. Close the client to new work: from now on every submit and
+ * send fails at once with GAPI_ESHUTDOWN. Requests already accepted
+ * (including those still in the queue) may finish for up to drain_ms
+ * milliseconds; then whatever is left completes with GAPI_ESHUTDOWN. Every
+ * accepted request gets its callback exactly once, on the loop thread.
+ * Afterwards the client has no events left on the base (an owned thread's
+ * loop ends) but must still be freed. Does not wait. A second call does
+ * nothing. Returns 0 or GAPI_EINVAL. */
+GAPI_EXTERN int gapi_client_shutdown(gapi_client *c, unsigned drain_ms);
+
 /* Free the client. Every request still in flight or not yet started completes
- * with GAPI_ESHUTDOWN, each callback once, before this returns. Called from
- * inside a gapi callback, the free is deferred until the outermost callback
- * returns, then done the same way. After it returns, the client has no events
- * left on the base. NULL is a no-op. */
+ * with GAPI_ESHUTDOWN, each callback once, before this returns (for a
+ * client made by gapi_client_start: after the drain a previous
+ * gapi_client_shutdown asked for; the call waits for the loop thread and
+ * joins it). Called from inside a gapi callback, the free is deferred until
+ * the outermost callback returns, then done the same way. After it returns,
+ * the client has no events left on the base. A gapi_client_new client must
+ * be freed on its loop thread; a gapi_client_start one on any thread. No
+ * other thread may use the client once this is called. NULL is a no-op. */
 GAPI_EXTERN void gapi_client_free(gapi_client *c);
 
 /* The base the client runs on. */
@@ -230,13 +284,74 @@ GAPI_EXTERN int gapi_request_set_timeouts(gapi_request *req, unsigned connect_ms
  * byte arrives. */
 GAPI_EXTERN int gapi_request_set_idempotent(gapi_request *req, int idempotent);
 
-/* Send. On 0 the library owns req and cb will be called exactly once, later
- * (never from inside this call). On failure the caller still owns req.
- * Returns 0, GAPI_EINVAL (no callback), GAPI_EBUSY (already sent),
- * GAPI_ESHUTDOWN (client being freed), GAPI_ENOMEM. */
+/* Loop thread. Send. On 0 the library owns req and cb will be called exactly
+ * once, later (never from inside this call). On failure the caller still
+ * owns req. Returns 0, GAPI_EINVAL (no callback), GAPI_EBUSY (already sent),
+ * GAPI_ESHUTDOWN (client shut down or being freed), GAPI_EFULL (max_pending
+ * reached), GAPI_ENOMEM. */
 GAPI_EXTERN int gapi_request_send(gapi_request *req, gapi_response_cb cb, void *arg);
 
-/* Cancel a sent request whose callback has not run yet. Its callback runs
+/* Any thread. Hand a request to the client's loop. On 0 the library owns
+ * req; cb runs exactly once, later, on the loop thread (also for requests
+ * still queued when the client shuts down: GAPI_ESHUTDOWN). On failure the
+ * caller still owns req. Returns 0, GAPI_EINVAL (no callback), GAPI_EBUSY
+ * (already sent), GAPI_ESHUTDOWN (client shut down), GAPI_EFULL (max_pending
+ * reached and GAPI_CLIENT_SUBMIT_BLOCKS not set), GAPI_ENOMEM. To cancel from
+ * another thread, submit with a future. */
+GAPI_EXTERN int gapi_request_submit(gapi_request *req, gapi_response_cb cb, void *arg);
+
+/* A handle on a submitted request, owned by the thread that submitted it:
+ * wait for it, poll it, cancel it, then read the result and free it. */
+typedef struct gapi_future gapi_future;
+
+/* Any thread. Like gapi_request_submit, with the outcome kept in a future
+ * instead of a callback. On 0 *out is the caller's (free with
+ * gapi_future_free) and req belongs to the future. Same errors as
+ * gapi_request_submit. */
+GAPI_EXTERN int gapi_request_submit_future(gapi_request *req, gapi_future **out);
+
+/* Any thread but the loop thread: the blocking call (Python's execute()).
+ * Submits req and waits up to timeout_ms (0: no limit) for it. Returns 0 when
+ * req was accepted: *out is then a done future (check gapi_future_error, read
+ * gapi_future_response, then gapi_future_free) and req belongs to it. When
+ * the wait times out the request is cancelled, the call waits for the
+ * cancellation (one loop iteration) and the future's error is GAPI_ETIMEDOUT.
+ * Otherwise *out is untouched, req is still the caller's, and the return is
+ * GAPI_EDEADLK (called on the loop thread: it would never complete) or a
+ * gapi_request_submit error. */
+GAPI_EXTERN int gapi_request_execute(gapi_request *req, unsigned timeout_ms, gapi_future **out);
+
+/* Wait until the request completes, at most timeout_ms (0: no limit).
+ * Returns 0 (done), GAPI_ETIMEDOUT (not yet; wait again, cancel or free), or
+ * GAPI_EDEADLK (called on the loop thread while the request is not done). */
+GAPI_EXTERN int gapi_future_wait(gapi_future *f, unsigned timeout_ms);
+
+/* Wait for all n futures, at most timeout_ms in total (0: no limit). Returns
+ * 0 when all are done, or the first error of gapi_future_wait. */
+GAPI_EXTERN int gapi_future_wait_all(gapi_future *const *fs, size_t n, unsigned timeout_ms);
+
+/* 1 if the request has completed, else 0. Never blocks. */
+GAPI_EXTERN int gapi_future_done(gapi_future *f);
+
+/* Any thread. Cancel: the request completes with GAPI_ECANCELED unless it
+ * completes first. Returns 0 or GAPI_EBUSY (already done). */
+GAPI_EXTERN int gapi_future_cancel(gapi_future *f);
+
+/* Once done (else GAPI_EBUSY / NULL / ""): the request's outcome as a
+ * callback would have received it, the response (NULL when none arrived;
+ * gapi_response_* read it; valid until gapi_future_free), the detail message
+ * and the request itself (for gapi_request_url and the like). */
+GAPI_EXTERN int gapi_future_error(gapi_future *f);
+GAPI_EXTERN const gapi_response *gapi_future_response(gapi_future *f);
+GAPI_EXTERN const char *gapi_future_errmsg(gapi_future *f);
+GAPI_EXTERN gapi_request *gapi_future_request(gapi_future *f);
+
+/* Any thread. Free the future, its request and response. A future not yet
+ * done is cancelled and the library frees it when the request completes.
+ * NULL is a no-op. */
+GAPI_EXTERN void gapi_future_free(gapi_future *f);
+
+/* Loop thread. Cancel a sent request whose callback has not run yet. Its callback runs
  * later with GAPI_ECANCELED (never from inside this call); the connection it
  * used is closed. Safe from inside any callback, including its own (then it
  * does nothing). Returns 0 or GAPI_EBUSY (not sent / already completing). */
@@ -263,6 +378,171 @@ GAPI_EXTERN const char *gapi_response_body(const gapi_response *resp, size_t *le
 /* Parsed body when Content-Type is JSON (application/json or +json), else
  * NULL. Borrowed: take json_object_get() to keep it. */
 GAPI_EXTERN struct json_object *gapi_response_json(const gapi_response *resp);
+
+/* ------------------------------------------------------------------------ */
+/* Discovery: a service model built from a Google discovery document, like   */
+/* Python's build_from_document(). A model is immutable and reference        */
+/* counted: any thread may read it and take or drop references, at any time. */
+/* Every accessor below accepts NULL for its object and then returns NULL   */
+/* or 0. Strings and borrowed objects live as long as the service.          */
+
+typedef struct gapi_service gapi_service;
+typedef struct gapi_method gapi_method;
+typedef struct gapi_param gapi_param;
+
+#define GAPI_SERVICE_OPTIONS_VERSION 1
+
+typedef struct gapi_service_options {
+    unsigned version; /* GAPI_SERVICE_OPTIONS_VERSION */
+
+    /* Replaces the document's rootUrl and mtlsRootUrl, used verbatim (a
+     * missing final '/' is added), like Python's client_options.api_endpoint
+     * except that servicePath is still appended to it. NULL keeps the
+     * document's. Must start with http:// or https://. */
+    const char *endpoint;
+
+    /* Domain that replaces "googleapis.com" at the end of the host of
+     * rootUrl and mtlsRootUrl (so of the batch URL too). NULL reads
+     * $GOOGLE_CLOUD_UNIVERSE_DOMAIN, and when that is unset uses
+     * "googleapis.com". An empty value (option or variable) is an error. */
+    const char *universe_domain;
+} gapi_service_options;
+
+#define GAPI_SERVICE_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        GAPI_SERVICE_OPTIONS_VERSION, NULL, NULL                                                   \
+    }
+
+/* Build a service from a discovery document in doc[0..len) (need not be
+ * NUL-terminated; a buffer fetched from the network can be passed as is;
+ * it is not referenced after the call). opts may be NULL for defaults. On
+ * success *out holds one reference. On failure *out is untouched and, when
+ * errbuf is not NULL, a message is written there (errbuf_size bytes at most,
+ * NUL-terminated): for GAPI_EDISCOVERY it names the JSON path, e.g.
+ * 'resources.objects.methods.insert: "httpMethod" missing'.
+ * Returns 0, GAPI_EINVAL (NULL out or doc, bad options, empty universe
+ * domain), GAPI_EDISCOVERY (not JSON, a field of the wrong type, rootUrl or
+ * name missing, a method without id, httpMethod or path, a parameter with
+ * an unknown location or type, resources nested deeper than 32, two
+ * methods with the same dotted path or id) or GAPI_ENOMEM. Any thread. */
+GAPI_EXTERN int gapi_service_from_json(gapi_service **out, const char *doc, size_t len,
+                                       const gapi_service_options *opts, char *errbuf,
+                                       size_t errbuf_size);
+
+/* Same, reading the document from a file. Also returns GAPI_EINVAL when the
+ * file cannot be read (the message names it and says why). */
+GAPI_EXTERN int gapi_service_from_file(gapi_service **out, const char *path,
+                                       const gapi_service_options *opts, char *errbuf,
+                                       size_t errbuf_size);
+
+/* Take a reference; returns svc. */
+GAPI_EXTERN gapi_service *gapi_service_ref(gapi_service *svc);
+/* Drop a reference; the last one frees the model. NULL is a no-op. */
+GAPI_EXTERN void gapi_service_unref(gapi_service *svc);
+
+/* Document fields. root_url is after endpoint override and universe
+ * domain; service_path is "" when absent; batch_url is root_url joined with
+ * batchPath (NULL when the document has no batchPath); others are NULL when
+ * absent. */
+GAPI_EXTERN const char *gapi_service_name(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_version(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_title(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_root_url(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_path(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_batch_path(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_batch_url(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_mtls_root_url(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_universe_domain(const gapi_service *svc);
+
+/* Global (document-level) parameters, accepted by every method. */
+GAPI_EXTERN size_t gapi_service_param_count(const gapi_service *svc);
+GAPI_EXTERN const gapi_param *gapi_service_param_at(const gapi_service *svc, size_t i);
+GAPI_EXTERN const gapi_param *gapi_service_param(const gapi_service *svc, const char *name);
+
+/* A method by its dotted path from the service root ("objects.insert",
+ * "projects.locations.instances.list"), or NULL. A resource and a method of
+ * the same name under one parent stay distinct: "foo" is the method,
+ * "foo.get" a method of resource foo. O(1). The result is borrowed. */
+GAPI_EXTERN const gapi_method *gapi_service_method(const gapi_service *svc, const char *path);
+/* A method by the document's id ("storage.objects.insert"), or NULL. O(1). */
+GAPI_EXTERN const gapi_method *gapi_service_method_by_id(const gapi_service *svc, const char *id);
+/* Every method: i in [0, count), depth-first in document order. */
+GAPI_EXTERN size_t gapi_service_method_count(const gapi_service *svc);
+GAPI_EXTERN const gapi_method *gapi_service_method_at(const gapi_service *svc, size_t i);
+
+/* Parse the schema called name (a key of the document's "schemas") into a
+ * new json-c tree; the caller owns the reference in *out. Returns 0,
+ * GAPI_EINVAL (NULL argument, no such schema) or GAPI_ENOMEM. */
+GAPI_EXTERN int gapi_service_schema(const gapi_service *svc, const char *name,
+                                    struct json_object **out);
+GAPI_EXTERN size_t gapi_service_schema_count(const gapi_service *svc);
+GAPI_EXTERN const char *gapi_service_schema_name_at(const gapi_service *svc, size_t i);
+
+/* gapi_method_flags() bits. */
+#define GAPI_METHOD_MEDIA_UPLOAD           0x1u /* mediaUpload / supportsMediaUpload */
+#define GAPI_METHOD_MEDIA_DOWNLOAD         0x2u /* supportsMediaDownload (alt=media) */
+#define GAPI_METHOD_MEDIA_DOWNLOAD_SERVICE 0x4u /* useMediaDownloadService */
+#define GAPI_METHOD_SUBSCRIPTION           0x8u /* supportsSubscription */
+
+/* Method fields, as the document writes them; optional ones are NULL when
+ * absent. name is the dotted path; path is the RFC 6570 template relative
+ * to root_url + service_path; api_version is sent as x-goog-api-version. */
+GAPI_EXTERN const char *gapi_method_name(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_id(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_http_method(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_path(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_flat_path(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_api_version(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_request_ref(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_response_ref(const gapi_method *m);
+GAPI_EXTERN size_t gapi_method_scope_count(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_scope_at(const gapi_method *m, size_t i);
+GAPI_EXTERN unsigned gapi_method_flags(const gapi_method *m);
+
+/* Media upload (mediaUpload): accepted MIME patterns, the size limit in
+ * bytes ("5TB" and "100MB" are read as 5 << 40 and 100 << 20; 0 = none),
+ * and the upload path templates (relative to root_url; NULL when the
+ * document gives none). */
+typedef enum gapi_upload_protocol {
+    GAPI_UPLOAD_SIMPLE = 1,   /* protocols.simple: uploadType=media|multipart */
+    GAPI_UPLOAD_RESUMABLE = 2 /* protocols.resumable */
+} gapi_upload_protocol;
+GAPI_EXTERN size_t gapi_method_media_accept_count(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_media_accept_at(const gapi_method *m, size_t i);
+GAPI_EXTERN uint64_t gapi_method_media_max_size(const gapi_method *m);
+GAPI_EXTERN const char *gapi_method_media_path(const gapi_method *m, gapi_upload_protocol p);
+
+/* A parameter by name: the method's own, else the service's global one
+ * (a method parameter wins over a global one of the same name). */
+GAPI_EXTERN const gapi_param *gapi_method_param(const gapi_method *m, const char *name);
+/* The method's own parameters (globals excluded): the parameterOrder ones
+ * first, in that order (the first gapi_method_param_order_count), then the
+ * rest in document order. */
+GAPI_EXTERN size_t gapi_method_param_count(const gapi_method *m);
+GAPI_EXTERN size_t gapi_method_param_order_count(const gapi_method *m);
+GAPI_EXTERN const gapi_param *gapi_method_param_at(const gapi_method *m, size_t i);
+
+typedef enum gapi_param_loc {
+    GAPI_PARAM_QUERY = 1, /* "location": "query" */
+    GAPI_PARAM_PATH = 2   /* "location": "path" (expanded into the path template) */
+} gapi_param_loc;
+
+/* Parameter fields. type is "string", "integer", "number", "boolean",
+ * "any", "array" or "object" (NULL when absent); format, pattern (a regex
+ * as written), default, minimum and maximum are the document's text, NULL
+ * when absent. gapi_param_location returns 0 for NULL. */
+GAPI_EXTERN const char *gapi_param_name(const gapi_param *p);
+GAPI_EXTERN gapi_param_loc gapi_param_location(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_type(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_format(const gapi_param *p);
+GAPI_EXTERN int gapi_param_required(const gapi_param *p);
+GAPI_EXTERN int gapi_param_repeated(const gapi_param *p);
+GAPI_EXTERN size_t gapi_param_enum_count(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_enum_at(const gapi_param *p, size_t i);
+GAPI_EXTERN const char *gapi_param_pattern(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_default(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_minimum(const gapi_param *p);
+GAPI_EXTERN const char *gapi_param_maximum(const gapi_param *p);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, then builds and runs `make
 # check` three times (optimised with -Werror, under ASan+UBSan with leak
-# detection, and under TSan), the test programs once more under valgrind memcheck, and
-# `make distcheck`. The last line is the summary: "N passed, N failed,
+# detection, and under TSan), the test programs once more under valgrind memcheck,
+# `make distcheck`, and a short libFuzzer run of every harness (FUZZ_SECONDS each,
+# default 20). The last line is the summary: "N passed, N failed,
 # N skipped" (TAP test points over all runs, plus one per valgrind program
 # and one for distcheck).
 set -u
@@ -65,9 +66,22 @@ else
     tail -40 "$top/_build/release/distcheck.out"; echo "FAIL: make distcheck"; dist_pass=0; extra_fail=1; status=1
 fi
 
+echo "=== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per harness)"
+fz_pass=0; fz_fail=0
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}" >"$top/_build/fuzz.out" 2>&1
+while read -r line; do
+    case "$line" in
+        "PASS: fuzz "*) echo "$line"; fz_pass=$((fz_pass+1));;
+        "FAIL: fuzz"*) echo "$line"; fz_fail=$((fz_fail+1));;
+        "# fuzz "*) echo "$line";;
+    esac
+done <"$top/_build/fuzz.out"
+[ $fz_pass -gt 0 ] || { tail -20 "$top/_build/fuzz.out"; echo "FAIL: fuzz did not run"; fz_fail=$((fz_fail+1)); }
+[ $fz_fail -eq 0 ] || status=1
+
 count() { cat "$top"/_build/{release,asan,tsan}/test/*.trs 2>/dev/null | grep -c ":test-result: $1" ; }
-pass=$(( $(count PASS) + dist_pass + vg_pass ))
-fail=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail + vg_fail ))
+pass=$(( $(count PASS) + dist_pass + vg_pass + fz_pass ))
+fail=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) + extra_fail + vg_fail + fz_fail ))
 skip=$(count SKIP)
 echo "${pass} passed, ${fail} failed, ${skip} skipped"
 exit $status

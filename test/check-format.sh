@@ -7,7 +7,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 0
 fi
 n=0; fail=0
-for f in $(ls include/*.h src/*/*.[ch] test/*.[ch] examples/*.c bench/*.c 2>/dev/null); do
+for f in $(ls include/*.h src/*/*.[ch] test/*.[ch] examples/*.c bench/*.c fuzz/*.[ch] 2>/dev/null); do
     n=$((n+1))
     if clang-format --style=file "$f" | cmp -s - "$f"; then
         echo "ok $n - $f formatted"

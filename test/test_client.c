@@ -1082,6 +1082,35 @@ static void my_sigpipe(int sig)
     (void)sig;
 }
 
+static void test_application_name(void)
+{
+    gapi_client_options o = GAPI_CLIENT_OPTIONS_INIT;
+    struct event_base *base = event_base_new();
+    gapi_client *c = NULL;
+    char err[256] = "";
+    fx f;
+    res r;
+
+    o.application_name = "bad\nname";
+    is_int(gapi_client_new(&c, base, &o, err, sizeof(err)), GAPI_EINVAL,
+           "user-agent: control character in application_name refused");
+    ok(strstr(err, "application_name") != NULL, "user-agent: message names it (%s)", err);
+    event_base_free(base);
+
+    o.application_name = "myapp/1.2";
+    if (fx_setup(&f, NULL, &o) != 0) {
+        ok(0, "user-agent: setup");
+        return;
+    }
+    ts_route(f.srv, "/ua", 200, NULL, "x");
+    get(&f, &r, "/ua");
+    tu_run_until(f.base, &f.done, 1, 5000);
+    is_str(ts_last_header(f.srv, "/ua", "user-agent"), "myapp/1.2 gapi/" GAPI_VERSION_STRING,
+           "user-agent: application name first, then gapi/VERSION");
+    res_free(&r);
+    fx_teardown(&f, "user-agent");
+}
+
 static void test_sigpipe(void)
 {
     struct event_base *base = event_base_new();
@@ -1133,5 +1162,6 @@ int main(void)
     test_send_from_callback();
     test_ipv6();
     test_plain_http();
+    test_application_name();
     return tap_done();
 }

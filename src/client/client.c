@@ -8,10 +8,16 @@
  *  - freeing the client aborts the pool (every transfer's done runs once,
  *    with GAPI_ESHUTDOWN) and then delivers the whole done queue before
  *    anything is freed. Inside a callback the free waits for the outermost
- *    callback to return (hiredis' REDIS_IN_CALLBACK rule).
+ *    callback to return (hiredis' REDIS_IN_CALLBACK rule);
+ *  - a request submitted from another thread is accepted when it is in the
+ *    mailbox (c->q); from then on the loop owns it: it is started, or, if
+ *    the client is being torn down, completed with GAPI_ESHUTDOWN. Teardown
+ *    empties the mailbox and the done queue until both stay empty.
  */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -22,14 +28,25 @@
 
 static void deliver_one(gapi_client *c, gapi_request *r)
 {
+    /* A future's callback hands r to another thread: read what we need
+     * before it runs and never touch r after. */
+    int kept = r->future != NULL;
+
+    /* The slot frees before the callback, so a callback may send the next
+     * request of a chain under max_pending. */
+    if (r->counted)
+        gapi__queue_release(&c->q, 1);
     TAILQ_REMOVE(&c->live, r, live_link);
     r->state = GAPI__REQ_DELIVERING;
     c->completed++;
     r->cb(r, r->err, r->x.have_resp ? &r->x.resp : NULL, r->arg);
-    gapi__request_destroy(r);
+    if (!kept)
+        gapi__request_destroy(r);
 }
 
 static void client_destroy(gapi_client *c);
+static void teardown(gapi_client *c);
+static void maybe_finish_stop(gapi_client *c);
 
 /* Run every queued callback. Completions queued by these callbacks wait for
  * the next activation, so one busy producer cannot starve the loop. */
@@ -55,8 +72,14 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     drain_done(c);
-    if (c->closing && c->in_callback == 0)
+    if (c->in_callback)
+        return;
+    if (c->freeing && !c->owned)
         client_destroy(c);
+    else if (c->freeing)
+        teardown(c); /* the owned thread's loop ends; the thread frees c */
+    else
+        maybe_finish_stop(c);
 }
 
 void gapi__client_complete(gapi_client *c, gapi_request *r, int err)
@@ -125,8 +148,249 @@ static int session_hook(SSL *ssl, SSL_SESSION *sess)
     return gapi__conn_on_tls_session(ssl, sess);
 }
 
-int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_client_options *opts,
-                    char *errbuf, size_t errbuf_size)
+/* ------------------------------------------------------------ mailbox */
+
+int gapi__client_is_shut(gapi_client *c)
+{
+    return __atomic_load_n(&c->shut, __ATOMIC_ACQUIRE);
+}
+
+int gapi__client_on_loop(const gapi_client *c)
+{
+    return pthread_equal(pthread_self(), c->loop_thread);
+}
+
+int gapi__client_reserve(gapi_request *r)
+{
+    gapi_client *c = r->client;
+    int rc;
+
+    if (!c->q.max_pending)
+        return GAPI_OK;
+    if ((rc = gapi__queue_reserve(&c->q)) == GAPI_OK)
+        r->counted = 1;
+    return rc;
+}
+
+void gapi__client_unreserve(gapi_request *r)
+{
+    if (r->counted) {
+        r->counted = 0;
+        gapi__queue_release(&r->client->q, 1);
+    }
+}
+
+/* A submitted request reached the loop: start it, or complete it with the
+ * reason it cannot start. Either way it is in c->live and gets one
+ * callback through the done queue. */
+static void start_submitted(gapi_client *c, gapi_request *r)
+{
+    int rc = gapi__request_start(r);
+
+    if (rc != GAPI_OK) {
+        r->state = GAPI__REQ_INFLIGHT;
+        TAILQ_INSERT_TAIL(&c->live, r, live_link);
+        c->started++;
+        snprintf(r->x.errmsg, sizeof(r->x.errmsg), "%s",
+                 rc == GAPI_ESHUTDOWN ? "client shut down before the request started"
+                                      : "the request could not be started");
+        gapi__client_complete(c, r, rc);
+    }
+}
+
+static void stop_begin(gapi_client *c);
+
+static void on_mail(gapi__qnode *n, void *arg)
+{
+    gapi_client *c = arg;
+    gapi__qnode *next;
+    int stop = 0;
+
+    for (; n; n = next) {
+        next = n->next; /* n may be freed by its handler */
+        switch (n->kind) {
+        case GAPI__MSG_SUBMIT:
+            start_submitted(c, (gapi_request *)((char *)n - offsetof(gapi_request, qnode)));
+            break;
+        case GAPI__MSG_CANCEL:
+            gapi__future_on_cancel_msg(n);
+            break;
+        case GAPI__MSG_STOP:
+            stop = 1; /* after the rest of the batch: teardown drains the mailbox */
+            break;
+        }
+    }
+    if (stop)
+        stop_begin(c);
+}
+
+int gapi_request_submit(gapi_request *r, gapi_response_cb cb, void *arg)
+{
+    gapi_client *c;
+    int rc;
+
+    if ((rc = gapi__request_prepare(r, cb, arg)) != GAPI_OK)
+        return rc;
+    c = r->client;
+    r->qnode.kind = GAPI__MSG_SUBMIT;
+    r->counted = c->q.max_pending != 0;
+    r->state = GAPI__REQ_QUEUED; /* before the push: the loop may run it at once */
+    /* Never block the loop thread on its own queue. */
+    rc = gapi__queue_push(&c->q, &r->qnode,
+                          (c->opts.flags & GAPI_CLIENT_SUBMIT_BLOCKS) && !gapi__client_on_loop(c));
+    if (rc != GAPI_OK) {
+        r->counted = 0;
+        r->state = GAPI__REQ_NEW;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gapi_client *c = arg;
+
+    (void)fd;
+    (void)what;
+    teardown(c);
+}
+
+/* Loop thread: the stop message arrived. Work accepted before it is let
+ * run for stop_drain_ms, then whatever is left ends with GAPI_ESHUTDOWN. */
+static void stop_begin(gapi_client *c)
+{
+    struct timeval tv;
+
+    if (c->stopping || c->closing) {
+        c->stopping = 1;
+        return;
+    }
+    c->stopping = 1;
+    if (c->stop_drain_ms && !TAILQ_EMPTY(&c->live)) {
+        tv.tv_sec = c->stop_drain_ms / 1000;
+        tv.tv_usec = (c->stop_drain_ms % 1000) * 1000;
+        c->drain_timer = evtimer_new(c->base, drain_timer_cb, c);
+        if (c->drain_timer && evtimer_add(c->drain_timer, &tv) == 0)
+            return;
+    }
+    teardown(c);
+}
+
+static void maybe_finish_stop(gapi_client *c)
+{
+    if (c->stopping && !c->closing && TAILQ_EMPTY(&c->live))
+        teardown(c);
+}
+
+int gapi_client_shutdown(gapi_client *c, unsigned drain_ms)
+{
+    int first;
+
+    if (!c)
+        return GAPI_EINVAL;
+    pthread_mutex_lock(&c->q.mu);
+    first = !c->stop_queued;
+    if (first) {
+        c->stop_queued = 1;
+        c->stop_drain_ms = drain_ms;
+        __atomic_store_n(&c->shut, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&c->q.mu);
+    if (!first)
+        return GAPI_OK;
+    gapi__queue_close(&c->q);
+    c->stop_msg.kind = GAPI__MSG_STOP;
+    gapi__queue_push_msg(&c->q, &c->stop_msg);
+    return GAPI_OK;
+}
+
+/* Loop thread, never inside a user callback. Ends everything: in-flight
+ * transfers and mailbox submissions complete with GAPI_ESHUTDOWN, every
+ * callback runs, then every event of ours leaves the base. The struct
+ * itself stays for gapi_client_free. */
+static void teardown(gapi_client *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    __atomic_store_n(&c->shut, 1, __ATOMIC_RELEASE);
+    if (c->q.ev)
+        gapi__queue_close(&c->q);
+    gapi__pool_free(c->pool, GAPI_ESHUTDOWN);
+    c->pool = NULL;
+    /* Callbacks may cancel or drop futures (queueing messages); loop until
+     * nothing new appears. */
+    for (;;) {
+        if (c->q.ev)
+            gapi__queue_drain_now(&c->q);
+        if (TAILQ_EMPTY(&c->doneq))
+            break;
+        while (!TAILQ_EMPTY(&c->doneq))
+            drain_done(c);
+    }
+    /* The mailbox's lock and descriptors stay until the struct is freed:
+     * other threads may still call submit (and get GAPI_ESHUTDOWN). */
+    gapi__queue_detach(&c->q);
+    if (c->drain_timer) {
+        event_free(c->drain_timer);
+        c->drain_timer = NULL;
+    }
+    if (c->done_ev) {
+        event_free(c->done_ev);
+        c->done_ev = NULL;
+    }
+    if (c->dns && c->own_dns) {
+        evdns_base_free(c->dns, 0);
+        c->dns = NULL;
+    }
+    gapi__tls_free(c->tls);
+    c->tls = NULL;
+    if (c->owned)
+        event_base_loopbreak(c->base);
+}
+
+static void client_free_struct(gapi_client *c)
+{
+    gapi__queue_destroy(&c->q);
+    gapi__free(c->user_agent);
+    gapi__free(c);
+}
+
+static void client_destroy(gapi_client *c)
+{
+    teardown(c);
+    client_free_struct(c);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* The whole User-Agent header line, made once. */
+static int make_user_agent(gapi_client *c, const char *app, char *errbuf, size_t errbuf_size)
+{
+    static const char tail[] = "gapi/" GAPI_VERSION_STRING "\r\n";
+    size_t n = app ? strlen(app) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (app[i] < 0x20 || app[i] > 0x7e) {
+            fail_msg(errbuf, errbuf_size,
+                     "gapi_client_new: application_name has a character that is not printable "
+                     "ASCII");
+            return GAPI_EINVAL;
+        }
+    }
+    c->user_agent = gapi__malloc(sizeof("User-Agent: ") + n + 1 + sizeof(tail));
+    if (!c->user_agent) {
+        fail_msg(errbuf, errbuf_size, "out of memory");
+        return GAPI_ENOMEM;
+    }
+    snprintf(c->user_agent, sizeof("User-Agent: ") + n + 1 + sizeof(tail), "User-Agent: %s%s%s",
+             n ? app : "", n ? " " : "", tail);
+    return GAPI_OK;
+}
+
+static int client_init(gapi_client **out, struct event_base *base, const gapi_client_options *opts,
+                       char *errbuf, size_t errbuf_size)
 {
     gapi_client_options o = GAPI_CLIENT_OPTIONS_INIT;
     gapi__pool_config pc;
@@ -138,13 +402,18 @@ int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_clien
         return GAPI_EINVAL;
     }
     if (opts) {
-        if (opts->version != GAPI_CLIENT_OPTIONS_VERSION) {
+        /* Version 1 had everything before max_pending. */
+        if (opts->version == 1) {
+            memcpy(&o, opts, offsetof(gapi_client_options, max_pending));
+            o.version = GAPI_CLIENT_OPTIONS_VERSION;
+        } else if (opts->version == GAPI_CLIENT_OPTIONS_VERSION) {
+            o = *opts;
+        } else {
             fail_msg(errbuf, errbuf_size,
                      "gapi_client_new: options.version is not GAPI_CLIENT_OPTIONS_VERSION "
                      "(initialise with GAPI_CLIENT_OPTIONS_INIT)");
             return GAPI_EINVAL;
         }
-        o = *opts;
     }
     resolve_defaults(&o);
     if (!(o.flags & GAPI_CLIENT_KEEP_SIGPIPE))
@@ -156,10 +425,24 @@ int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_clien
     }
     c->base = base;
     c->opts = o;
+    c->loop_thread = pthread_self();
     /* Option strings are only needed to build the TLS context. */
     c->opts.ca_file = c->opts.ca_dir = c->opts.ca_pem = NULL;
+    c->opts.application_name = NULL;
     TAILQ_INIT(&c->live);
     TAILQ_INIT(&c->doneq);
+    if ((rc = make_user_agent(c, o.application_name, errbuf, errbuf_size)) != GAPI_OK) {
+        gapi__free(c);
+        return rc;
+    }
+    rc = gapi__queue_init(&c->q, base, o.max_pending, on_mail, c);
+    if (rc != GAPI_OK) {
+        fail_msg(errbuf, errbuf_size,
+                 rc == GAPI_ENOMEM ? "out of memory" : "cannot make the wake-up descriptor");
+        gapi__free(c->user_agent);
+        gapi__free(c);
+        return rc;
+    }
     rc = gapi__tls_new(&c->tls, &o, session_hook, errbuf, errbuf_size);
     if (rc != GAPI_OK)
         goto fail;
@@ -192,38 +475,128 @@ fail:
     return rc;
 }
 
-static void client_destroy(gapi_client *c)
+int gapi_client_new(gapi_client **out, struct event_base *base, const gapi_client_options *opts,
+                    char *errbuf, size_t errbuf_size)
 {
-    c->closing = 1;
-    /* Every in-flight transfer ends here with GAPI_ESHUTDOWN ... */
-    gapi__pool_free(c->pool, GAPI_ESHUTDOWN);
-    c->pool = NULL;
-    /* ... and every callback runs before anything is freed. The guard makes
-     * a gapi_client_free from these callbacks a no-op. */
-    while (!TAILQ_EMPTY(&c->doneq))
-        drain_done(c);
-    if (c->done_ev)
-        event_free(c->done_ev);
-    if (c->dns && c->own_dns)
-        evdns_base_free(c->dns, 0);
-    gapi__tls_free(c->tls);
-    gapi__free(c);
+    return client_init(out, base, opts, errbuf, errbuf_size);
+}
+
+/* Own-loop-thread mode. */
+struct start_sync {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running;
+};
+
+static void *loop_main(void *arg)
+{
+    void **args = arg;
+    gapi_client *c = args[0];
+    struct start_sync *ss = args[1];
+    struct event_base *base = c->base;
+
+    c->loop_thread = pthread_self();
+    pthread_mutex_lock(&ss->mu);
+    ss->running = 1;
+    pthread_cond_signal(&ss->cv);
+    pthread_mutex_unlock(&ss->mu); /* ss and args are gone after this */
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+    /* Teardown freed our bufferevents; libevent finishes freeing them
+     * (and their SSL objects) in finalizer callbacks that only a loop pass
+     * runs. */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    if (c->self_free) {
+        /* gapi_client_free ran on this thread: nobody will join us. */
+        client_free_struct(c);
+        event_base_free(base);
+    }
+    return NULL;
+}
+
+int gapi_client_start(gapi_client **out, const gapi_client_options *opts, char *errbuf,
+                      size_t errbuf_size)
+{
+    struct event_base *base;
+    struct start_sync ss;
+    gapi_client *c;
+    void *args[2];
+    int rc;
+
+    if (!out) {
+        fail_msg(errbuf, errbuf_size, "gapi_client_start: out is required");
+        return GAPI_EINVAL;
+    }
+    if (!(base = event_base_new())) {
+        fail_msg(errbuf, errbuf_size, "cannot create an event_base");
+        return GAPI_ENOMEM;
+    }
+    if ((rc = client_init(&c, base, opts, errbuf, errbuf_size)) != GAPI_OK) {
+        event_base_free(base);
+        return rc;
+    }
+    c->owned = 1;
+    pthread_mutex_init(&ss.mu, NULL);
+    pthread_cond_init(&ss.cv, NULL);
+    ss.running = 0;
+    args[0] = c;
+    args[1] = &ss;
+    if ((rc = pthread_create(&c->thread, NULL, loop_main, args)) != 0) {
+        fail_msg(errbuf, errbuf_size, "cannot start the loop thread");
+        c->owned = 0;
+        client_destroy(c);
+        event_base_free(base);
+        pthread_cond_destroy(&ss.cv);
+        pthread_mutex_destroy(&ss.mu);
+        return rc == EAGAIN ? GAPI_ENOMEM : GAPI_EINVAL;
+    }
+    /* Wait until the thread runs, so c->loop_thread is set before any
+     * other thread can ask gapi__client_on_loop. */
+    pthread_mutex_lock(&ss.mu);
+    while (!ss.running)
+        pthread_cond_wait(&ss.cv, &ss.mu);
+    pthread_mutex_unlock(&ss.mu);
+    pthread_cond_destroy(&ss.cv);
+    pthread_mutex_destroy(&ss.mu);
+    *out = c;
+    return GAPI_OK;
 }
 
 void gapi_client_free(gapi_client *c)
 {
+    struct event_base *base;
+
     if (!c)
         return;
-    if (c->closing && c->in_callback)
+    if (c->owned && !gapi__client_on_loop(c)) {
+        /* Another thread: stop the loop (after any drain already asked
+         * for) and wait for it. */
+        gapi_client_shutdown(c, 0);
+        pthread_join(c->thread, NULL);
+        base = c->base;
+        client_free_struct(c);
+        event_base_free(base);
+        return;
+    }
+    if (c->freeing)
         return; /* already deferred */
-    c->closing = 1;
+    c->freeing = 1;
+    if (c->owned) {
+        /* From the owned loop thread (a callback): nobody can join it, so
+         * the thread frees everything when its loop ends. */
+        c->self_free = 1;
+        pthread_detach(c->thread);
+    }
     if (c->in_callback) {
         /* Make sure done_cb runs once more to finish the job even if no
          * other completion is pending. */
-        event_active(c->done_ev, EV_READ, 1);
+        if (c->done_ev)
+            event_active(c->done_ev, EV_READ, 1);
         return;
     }
-    client_destroy(c);
+    if (c->owned)
+        teardown(c);
+    else
+        client_destroy(c);
 }
 
 struct event_base *gapi_client_base(const gapi_client *c)

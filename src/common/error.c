@@ -31,6 +31,10 @@ static const struct err_entry errors[] = {
     {GAPI_ETLSCONFIG, "GAPI_ETLSCONFIG", "TLS trust store could not be loaded"},
     {GAPI_EBUSY, "GAPI_EBUSY", "operation not allowed in the current state"},
     {GAPI_EUPLOAD, "GAPI_EUPLOAD", "request body could not be read"},
+    {GAPI_EDISCOVERY, "GAPI_EDISCOVERY", "discovery document is malformed"},
+    {GAPI_EFULL, "GAPI_EFULL", "too many requests queued or in flight"},
+    {GAPI_EDEADLK, "GAPI_EDEADLK", "blocking call on the client's loop thread would deadlock"},
+    {GAPI_ETIMEDOUT, "GAPI_ETIMEDOUT", "timed out waiting for the request"},
 };
 
 static const struct err_entry *find(int err)

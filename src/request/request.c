@@ -269,7 +269,7 @@ static int serialize(gapi_request *r)
     rc |= gapi__buf_puts(h, r->url.authority);
     rc |= PUT("\r\n");
     if (!(r->hflags & GAPI__H_USER_AGENT))
-        rc |= PUT("User-Agent: gapi/" GAPI_VERSION_STRING "\r\n");
+        rc |= gapi__buf_puts(h, r->client->user_agent);
     if (!(r->hflags & GAPI__H_ACCEPT_ENCODING))
         rc |= PUT("Accept-Encoding: gzip, deflate\r\n");
     if (r->user_headers.len)
@@ -345,7 +345,7 @@ static void xfer_done(gapi__xfer *x, int err)
     gapi__client_complete(c, r, err);
 }
 
-int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
+int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg)
 {
     gapi_client *c;
     gapi__xfer *x;
@@ -356,7 +356,7 @@ int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
     if (r->state != GAPI__REQ_NEW)
         return GAPI_EBUSY;
     c = r->client;
-    if (c->closing)
+    if (gapi__client_is_shut(c))
         return GAPI_ESHUTDOWN;
     if ((rc = serialize(r)) != GAPI_OK)
         return rc;
@@ -378,9 +378,17 @@ int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
     x->done = xfer_done;
     r->cb = cb;
     r->arg = arg;
+    return GAPI_OK;
+}
+
+int gapi__request_start(gapi_request *r)
+{
+    gapi_client *c = r->client;
+    int rc;
+
     r->state = GAPI__REQ_INFLIGHT;
     TAILQ_INSERT_TAIL(&c->live, r, live_link);
-    rc = gapi__pool_submit(c->pool, x);
+    rc = c->closing ? GAPI_ESHUTDOWN : gapi__pool_submit(c->pool, &r->x);
     if (rc != GAPI_OK) {
         TAILQ_REMOVE(&c->live, r, live_link);
         r->state = GAPI__REQ_NEW;
@@ -388,6 +396,19 @@ int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
     }
     c->started++;
     return GAPI_OK;
+}
+
+int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
+{
+    int rc;
+
+    if ((rc = gapi__request_prepare(r, cb, arg)) != GAPI_OK)
+        return rc;
+    if ((rc = gapi__client_reserve(r)) != GAPI_OK)
+        return rc;
+    if ((rc = gapi__request_start(r)) != GAPI_OK)
+        gapi__client_unreserve(r);
+    return rc;
 }
 
 int gapi_request_cancel(gapi_request *r)

@@ -12,9 +12,11 @@
 #include "common/buf.h"
 #include "transport/pool.h"
 #include "transport/url.h"
+#include "queue/queue.h"
 
 typedef enum gapi__req_state {
     GAPI__REQ_NEW = 0,   /* built, not sent */
+    GAPI__REQ_QUEUED,    /* submitted from some thread, not yet on the loop */
     GAPI__REQ_INFLIGHT,  /* accepted; the transport has it */
     GAPI__REQ_DONE,      /* completed; waiting in the done queue */
     GAPI__REQ_DELIVERING /* its callback is running */
@@ -48,13 +50,25 @@ struct gapi_request {
     int err;
     gapi_response_cb cb;
     void *arg;
+    unsigned counted : 1;       /* holds a slot of the client's max_pending */
+    struct gapi_future *future; /* submitted with a future (cb is internal) */
+    gapi__qnode qnode;          /* cross-thread submission */
     TAILQ_ENTRY(gapi_request) live_link;
     TAILQ_ENTRY(gapi_request) done_link;
 };
 
 TAILQ_HEAD(gapi__req_list, gapi_request);
 
-/* Free a request's memory (no callback). */
+/* Free a request's memory (no callback). Touches nothing but the request,
+ * so a future's owner may call it on any thread. */
 void gapi__request_destroy(gapi_request *r);
+
+/* Any thread: check and serialize a NEW request for sending with cb. On
+ * failure nothing changed. */
+int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg);
+
+/* Loop thread: hand a prepared request to the pool. On failure it is NEW
+ * again and the caller still owns it. */
+int gapi__request_start(gapi_request *r);
 
 #endif
