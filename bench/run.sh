@@ -116,7 +116,7 @@ echo
 echo "cross-thread benchmark: ${DURATION}s per run; all client threads on CPU 1"
 printf '%-8s %-10s %12s %8s %12s %12s\n' threads client "requests/s" conns "cpu_us/req" "peak_rss_kb"
 tsummary=""
-for t in ${THREADS:-"1 4 16"}; do
+for t in ${THREADS:-1 4 16}; do
     for m in gapi perthread; do
         line=$(taskset -c 1 "$THREADS_BENCH" -m $m -t "$t" -d "$DURATION" -u "$url" -a "$tmp/ca.pem")
         get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }

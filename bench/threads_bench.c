@@ -268,10 +268,12 @@ static void run_perthread(unsigned long long *conns)
 
 /* ------------------------------------------------------------------ latency */
 
-#define LAT_N 3000
+#define LAT_ROUNDS 15
+#define LAT_PER    200
+#define LAT_N      (LAT_ROUNDS * LAT_PER)
 
 static double lat_loop[LAT_N], lat_thread[LAT_N];
-static int lat_i;
+static int lat_i, lat_end, lat_round_done;
 static double lat_t0;
 static gapi_client *lat_c;
 
@@ -285,10 +287,10 @@ static void lat_cb(gapi_request *req, int err, const gapi_response *resp, void *
     if (err)
         failed++;
     lat_loop[lat_i++] = now() - lat_t0;
-    if (lat_i < LAT_N)
+    if (lat_i < lat_end)
         lat_next();
     else
-        __atomic_store_n(&stop_flag, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&lat_round_done, 1, __ATOMIC_RELEASE);
 }
 
 /* Runs on the loop thread: each request is sent from the previous callback. */
@@ -317,30 +319,39 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Rounds alternate between the two ways so that drift (frequency, caches,
+ * the server's state) affects both alike. */
 static void run_latency(void)
 {
     gapi_request *r;
     gapi_future *f;
     double p[4];
+    int ti = 0;
 
     lat_c = start_client(0);
     /* Warm up: connection and TLS session made. */
     gapi_request_new(&r, lat_c, "GET", url);
     gapi_request_execute(r, 0, &f);
     gapi_future_free(f);
-    for (int i = 0; i < LAT_N; i++) {
-        double t0 = now();
+    for (int round = 0; round < LAT_ROUNDS; round++) {
+        for (int i = 0; i < LAT_PER; i++) {
+            double t0;
+            gapi_request_new(&r, lat_c, "GET", url);
+            t0 = now(); /* as on the loop: from the hand-over, request already built */
+            if (gapi_request_execute(r, 0, &f) != GAPI_OK || gapi_future_error(f))
+                failed++;
+            lat_thread[ti++] = now() - t0;
+            gapi_future_free(f);
+        }
+        /* On the loop thread: one submit to get there, then a chain of
+         * sends from callbacks; this thread sleeps meanwhile. */
+        lat_end = lat_i + LAT_PER;
+        __atomic_store_n(&lat_round_done, 0, __ATOMIC_RELEASE);
         gapi_request_new(&r, lat_c, "GET", url);
-        if (gapi_request_execute(r, 0, &f) != GAPI_OK || gapi_future_error(f))
-            failed++;
-        lat_thread[i] = now() - t0;
-        gapi_future_free(f);
+        gapi_request_submit(r, lat_kick, NULL);
+        while (!__atomic_load_n(&lat_round_done, __ATOMIC_ACQUIRE))
+            usleep(1000);
     }
-    /* Same on the loop thread: one submit to get there, then callbacks. */
-    gapi_request_new(&r, lat_c, "GET", url);
-    gapi_request_submit(r, lat_kick, NULL);
-    while (!__atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE))
-        usleep(1000);
     gapi_client_free(lat_c);
     qsort(lat_loop, LAT_N, sizeof(double), cmp_double);
     qsort(lat_thread, LAT_N, sizeof(double), cmp_double);

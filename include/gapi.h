@@ -225,6 +225,9 @@ typedef struct gapi_client_stats {
     unsigned requests_waiting;   /* waiting for a free connection slot */
 } gapi_client_stats;
 
+/* Any thread. On the loop thread the counters are current; on another
+ * thread they are as of the loop's last batch of completions or
+ * submissions (they lag by at most one batch). */
 GAPI_EXTERN void gapi_client_get_stats(const gapi_client *c, gapi_client_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -363,6 +366,22 @@ GAPI_EXTERN const char *gapi_request_errmsg(const gapi_request *req);
 GAPI_EXTERN const char *gapi_request_method(const gapi_request *req);
 GAPI_EXTERN const char *gapi_request_url(const gapi_request *req);
 
+/* Introspection without sending (for logs and tests). The headers are those
+ * added with gapi_request_add_header (a call's defaults included), in the
+ * order added; the library's own (Host, User-Agent unless replaced,
+ * Accept-Encoding unless replaced, Content-Type of the body,
+ * Content-Length) are not listed. header_at returns 0 or GAPI_EINVAL (i
+ * too big); header returns the first value of that name (case-insensitive)
+ * or NULL. body is the fixed body (NULL when none or streamed; *len gets
+ * its length), content_type the body's type or NULL. Pointers live as long
+ * as req. */
+GAPI_EXTERN size_t gapi_request_header_count(const gapi_request *req);
+GAPI_EXTERN int gapi_request_header_at(const gapi_request *req, size_t i, const char **name,
+                                       const char **value);
+GAPI_EXTERN const char *gapi_request_header(const gapi_request *req, const char *name);
+GAPI_EXTERN const void *gapi_request_body(const gapi_request *req, size_t *len);
+GAPI_EXTERN const char *gapi_request_content_type(const gapi_request *req);
+
 /* ------------------------------------------------------------------------ */
 /* Responses: borrowed inside the callback.                                  */
 
@@ -434,6 +453,92 @@ GAPI_EXTERN int gapi_service_from_json(gapi_service **out, const char *doc, size
 GAPI_EXTERN int gapi_service_from_file(gapi_service **out, const char *path,
                                        const gapi_service_options *opts, char *errbuf,
                                        size_t errbuf_size);
+
+/* Loading from the network, like Python's build(api, version). */
+
+#define GAPI_SERVICE_FETCH_OPTIONS_VERSION 1
+
+typedef struct gapi_service_fetch_options {
+    unsigned version; /* GAPI_SERVICE_FETCH_OPTIONS_VERSION */
+
+    /* Options of the model built (endpoint, universe domain); NULL for
+     * defaults. The universe domain also replaces "googleapis.com" in the
+     * two default discovery URLs. */
+    const gapi_service_options *service;
+
+    /* URL of the document, in which "{api}" and "{version}" (or
+     * "{apiVersion}", Python's spelling) are replaced by the API name and
+     * version; no other '{' or '}' may appear. NULL: Google's discovery
+     * service, "https://www.googleapis.com/discovery/v1/apis/{api}/{version}/rest". */
+    const char *discovery_url;
+    /* Tried when discovery_url answers with an HTTP status other than 2xx
+     * (Python falls back on 404 only). NULL: when discovery_url is NULL too,
+     * "https://{api}.googleapis.com/$discovery/rest?version={version}";
+     * else no fallback (Python's rule for an explicit discoveryServiceUrl).
+     * "" disables the fallback. */
+    const char *fallback_url;
+
+    /* Directory of an on-disk cache of documents; NULL for none. It is made
+     * (mode 0700) when missing; its parent must exist. An entry is
+     * "API.VERSION.HASH.json" (HASH covers the URLs, so two deployments
+     * never share one), mode 0600, replaced atomically. An entry younger
+     * than cache_max_age_s is used without any request; one that is stale,
+     * unreadable, not a valid document, a symlink, not owned by this user
+     * or writable by others is ignored and, after a successful fetch,
+     * replaced. Failing to write the cache never fails the fetch. */
+    const char *cache_dir;
+    /* Seconds; 0 = 86400 (one day, as Python's DISCOVERY_DOC_MAX_AGE). */
+    unsigned cache_max_age_s;
+} gapi_service_fetch_options;
+
+#define GAPI_SERVICE_FETCH_OPTIONS_INIT                                                            \
+    {                                                                                              \
+        GAPI_SERVICE_FETCH_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0                              \
+    }
+
+/* Called once per accepted fetch, on the loop thread. On success err is 0
+ * and the caller owns one reference to svc (gapi_service_unref); errmsg is
+ * "" or says why the cache could not be written. On failure svc is NULL and
+ * errmsg names every URL tried and what happened there. errmsg is borrowed
+ * until the callback returns. */
+typedef void (*gapi_service_fetch_cb)(gapi_service *svc, int err, const char *errmsg, void *arg);
+
+/* Loop thread. Fetch the discovery document of api/version (e.g. "storage",
+ * "v1") and build a service from it: from the cache when it holds a fresh
+ * entry, else GET opts->discovery_url, then the fallback URL when that
+ * answered with a non-2xx status. opts may be NULL for defaults. On 0 cb
+ * runs exactly once, later (never from inside this call), also when the
+ * client is freed first: a fetch waiting for the network then gets
+ * GAPI_ESHUTDOWN, a cache hit not yet delivered its service. err is 0,
+ * GAPI_EHTTP (non-2xx status from the last URL tried; the message has
+ * each status and Google's error message), GAPI_EDISCOVERY (a 2xx body that
+ * is not a valid discovery document; the loader's message; no fallback is
+ * tried), a transport error as gapi_request_send reports it (GAPI_EDNS,
+ * GAPI_ECONNECT, GAPI_ETLSVERIFY, ...; no fallback is tried),
+ * GAPI_ESHUTDOWN, GAPI_EFULL (no max_pending room for the fallback request:
+ * the first one holds its slot until its callback returns) or GAPI_ENOMEM.
+ * The two requests are plain GETs with the client's defaults (timeouts,
+ * size limits; no credentials). A cache hit is read and parsed inside
+ * this call. On failure cb is never called and, when errbuf is not NULL,
+ * a message is written there. Returns 0, GAPI_EINVAL (NULL argument; api
+ * or version empty, longer than 100, with a character outside
+ * [A-Za-z0-9._-], starting with '.' or holding ".."; bad options or URL
+ * template; called off the loop thread), GAPI_ESHUTDOWN, GAPI_EFULL
+ * (max_pending reached) or GAPI_ENOMEM. */
+GAPI_EXTERN int gapi_service_fetch(gapi_client *c, const char *api, const char *version,
+                                   const gapi_service_fetch_options *opts, char *errbuf,
+                                   size_t errbuf_size, gapi_service_fetch_cb cb, void *arg);
+
+/* Any thread but the loop thread: the blocking form (Python's build()).
+ * Same steps and errors as gapi_service_fetch, done on the calling thread
+ * with gapi_request_execute; waits at most timeout_ms in all (0: no
+ * limit). On 0 *out holds one reference and errbuf holds "" or the cache
+ * note; on failure *out is untouched and errbuf says why. Also returns
+ * GAPI_EDEADLK (called on the loop thread: it would wait for itself) and
+ * GAPI_ETIMEDOUT (the request in flight is cancelled). */
+GAPI_EXTERN int gapi_service_fetch_sync(gapi_service **out, gapi_client *c, const char *api,
+                                        const char *version, const gapi_service_fetch_options *opts,
+                                        unsigned timeout_ms, char *errbuf, size_t errbuf_size);
 
 /* Take a reference; returns svc. */
 GAPI_EXTERN gapi_service *gapi_service_ref(gapi_service *svc);
@@ -543,6 +648,179 @@ GAPI_EXTERN const char *gapi_param_pattern(const gapi_param *p);
 GAPI_EXTERN const char *gapi_param_default(const gapi_param *p);
 GAPI_EXTERN const char *gapi_param_minimum(const gapi_param *p);
 GAPI_EXTERN const char *gapi_param_maximum(const gapi_param *p);
+
+/* ------------------------------------------------------------------------ */
+/* API calls: requests built from discovery methods, like Python's         */
+/* service.objects().list(bucket="b").                                      */
+
+/*
+ * A call is an ordinary unsent gapi_request: add headers, then send,
+ * submit or execute it as any other.
+ *
+ * Method: its dotted path ("objects.list") or its id
+ * ("storage.objects.list"). Parameters: the method's own, the document's
+ * global ones, and the standard parameters every Google API accepts (alt,
+ * fields, key, prettyPrint, quotaUser, userIp, access_token, callback,
+ * oauth_token, upload_protocol, uploadType, $.xgafv), even where a
+ * document omits one. Names are the document's ("max-results",
+ * "$.xgafv"), not Python's argument spellings.
+ *
+ * Validation, each failure GAPI_EINVAL with a message naming the method id
+ * and the parameter: an unknown parameter; a required one missing (path
+ * parameters always count as required; a required "pageToken" of a method
+ * whose response has no nextPageToken does not, as in Python); several
+ * values for a parameter that is not repeated; an empty path parameter;
+ * the type: integer (optional sign and decimal digits, within int32,
+ * uint32, int64 or uint64 as the format says, int64 by default; strings of
+ * format int64/uint64 too; rewritten canonically, "+007" -> "7"), number
+ * (decimal text, no nan/inf), boolean (exactly "true" or "false": the
+ * string "false" is false); a value not in the enum (each value of a
+ * repeated parameter is checked); a value not matching the pattern,
+ * matched like Python's re.match (anchored at the start; the pattern's own
+ * "$" anchors the end); a path value that would make a "." or ".." path
+ * segment (a server or proxy would collapse it into another resource).
+ * minimum and maximum are not checked (Python does not; servers clamp).
+ *
+ * URL: root_url + service_path + the method's "path" template expanded
+ * (RFC 6570: {name} encodes "/" as %2F, {+name} keeps reserved
+ * characters), then the query: values percent-encoded (UTF-8 bytes as
+ * %XX, space as %20, "+" "&" "=" encoded), a repeated parameter as
+ * repeated keys. The query order is fixed: parameterOrder entries first,
+ * in that order, then the others sorted by name (byte order); the values
+ * of a repeated parameter stay in the order given. alt=json is added for
+ * methods with a response when the caller gives no alt; alt=media asks
+ * for a media download (refused unless the method supportsMediaDownload).
+ *
+ * Headers added: user-agent (the client's plus " (gzip)": Google's front
+ * ends compress responses only for agents that say gzip), x-goog-api-client
+ * ("gl-c/<compiler version> gdcl/<GAPI_VERSION_STRING>"), accept
+ * ("application/json" for alt=json, else any type), and x-goog-api-version
+ * when the method declares an apiVersion. A body is serialized compactly
+ * (json-c, "/" not escaped) and sent as application/json. Accept-Encoding
+ * is the library default.
+ *
+ * Completion: a call completes with GAPI_EHTTP when the status is >= 400
+ * (also when such a body is broken JSON), gapi_request_errmsg reading like
+ * "HTTP 404: No such object: b/o (notFound)" and the parsed body in
+ * gapi_request_google_error; other statuses and errors are as for any
+ * request. (Requests from gapi_request_new keep err 0 for every status.)
+ *
+ * Threads: building reads only the immutable service and writes only the
+ * new request, so any thread may build calls, concurrently, from one
+ * service. The request holds a reference to the service.
+ */
+
+typedef struct gapi_call_param {
+    const char *name;
+    const char *value; /* NULL: the parameter is not given */
+} gapi_call_param;
+
+/* Build a call from n name/value pairs (a name may repeat for a repeated
+ * parameter). body: the request body, or NULL; serialized during the call,
+ * neither kept nor stolen (the caller's reference and object are as
+ * before); refused for methods without a request. On success *out is an
+ * unsent request the caller owns. On failure *out is untouched and, when
+ * errbuf is not NULL, a message is written there (errbuf_size bytes at
+ * most, NUL-terminated). Returns 0, GAPI_EINVAL (NULL out, client, service
+ * or method; unknown method; a parameter or body error as above) or
+ * GAPI_ENOMEM. Any thread. */
+GAPI_EXTERN int gapi_call_new(gapi_request **out, gapi_client *c, const gapi_service *svc,
+                              const char *method, const gapi_call_param *params, size_t n,
+                              struct json_object *body, char *errbuf, size_t errbuf_size);
+
+/* Same, the parameters as a NULL-terminated list of (const char *) name,
+ * value arguments after errbuf_size: gapi_call_newv(&req, c, svc,
+ * "objects.get", NULL, err, sizeof(err), "bucket", "b", "object", "o",
+ * (char *)NULL). A NULL value leaves the parameter out. */
+GAPI_EXTERN int gapi_call_newv(gapi_request **out, gapi_client *c, const gapi_service *svc,
+                               const char *method, struct json_object *body, char *errbuf,
+                               size_t errbuf_size, ...);
+
+/* Same, the parameters as a json-c object (NULL for none), read, not kept:
+ * strings as they are, integers and numbers as decimal text (10.0 is the
+ * integer 10 for an integer parameter), booleans as "true"/"false", null as
+ * not given, an array as the values of a repeated parameter (an error for
+ * one that is not repeated); objects and nested arrays are errors. */
+GAPI_EXTERN int gapi_call_new_json(gapi_request **out, gapi_client *c, const gapi_service *svc,
+                                   const char *method, struct json_object *params,
+                                   struct json_object *body, char *errbuf, size_t errbuf_size);
+
+/* The method a request was built for, or NULL when it was not built by
+ * gapi_call_* (or gapi_call_next_page). */
+GAPI_EXTERN const gapi_method *gapi_call_method(const gapi_request *req);
+
+/* The next page of a list call, like Python's list_next(): the request
+ * prev (built by gapi_call_*) again with pageToken set to resp's
+ * nextPageToken; as a query parameter, or in the JSON body when the method
+ * takes it there. Headers, timeouts and the body of prev are copied. prev
+ * and resp are read, not kept (call it in prev's callback, or on a done
+ * future's request). Returns 0 with *out the new unsent request, or 0 with
+ * *out NULL when resp has no (or an empty) nextPageToken: the last page.
+ * Errors (*out untouched, message in errbuf): GAPI_EINVAL (NULL out or
+ * prev, prev not a call, the method takes no page token), GAPI_ENOMEM.
+ * Any thread. */
+GAPI_EXTERN int gapi_call_next_page(gapi_request **out, const gapi_request *prev,
+                                    const gapi_response *resp, char *errbuf, size_t errbuf_size);
+
+/* Called for each page that completed with err 0: return 0 for the next
+ * page, anything else to stop. req and resp are borrowed, as in a
+ * gapi_response_cb. */
+typedef int (*gapi_page_cb)(gapi_request *req, const gapi_response *resp, void *arg);
+
+/* Walk every page of a list call on the client's loop: submit first (as
+ * gapi_request_submit does), call page for each page, follow
+ * nextPageToken, and finally call done exactly once, with the last
+ * request and response: err 0 after the last page or when page asked to
+ * stop; the page's error when one failed (GAPI_EHTTP and the others; see
+ * gapi_request_errmsg and gapi_request_google_error on req);
+ * GAPI_EPROTO when a response's nextPageToken would repeat the request
+ * just made (the walk would never end); or a gapi_call_next_page /
+ * gapi_request_send error for the next page (the message is then in
+ * gapi_request_errmsg(req)). Callbacks run on the loop thread, never from
+ * inside this call. Any thread. On 0 the library owns first; on failure
+ * the caller still does. Returns 0, GAPI_EINVAL (NULL argument, first not
+ * a call) or a gapi_request_submit error. */
+GAPI_EXTERN int gapi_call_pages(gapi_request *first, gapi_page_cb page, gapi_response_cb done,
+                                void *arg);
+
+/* Google's error from an error response. Bodies are read in Google's API
+ * format {"error": {"code", "message", "status", "errors": [{"reason",
+ * "domain", "message"}], "details": [...]}} (also inside a one-element
+ * array), the OAuth format {"error": "invalid_grant",
+ * "error_description": "..."} (one item whose reason is "invalid_grant",
+ * the description as the message), or, for anything else, the <title> of
+ * an HTML page or the first non-blank line of text (at most 200 bytes) as
+ * the message. Fields of the wrong type are absent, never an error. */
+typedef struct gapi_google_error gapi_google_error;
+
+/* The parsed error of a call-built request that completed with
+ * GAPI_EHTTP, or NULL. Borrowed: lives as long as req. */
+GAPI_EXTERN const gapi_google_error *gapi_request_google_error(const gapi_request *req);
+
+/* Parse an error body yourself (a low-level request's, say). body need not
+ * be NUL-terminated. Returns 0 with *out to free with
+ * gapi_google_error_free, GAPI_EINVAL (NULL out, NULL body with len > 0)
+ * or GAPI_ENOMEM. Any thread. */
+GAPI_EXTERN int gapi_google_error_parse(gapi_google_error **out, int http_status, const char *body,
+                                        size_t len);
+GAPI_EXTERN void gapi_google_error_free(gapi_google_error *e);
+
+/* Fields; NULL e gives 0 / NULL. http_status is the response's status;
+ * code is error.code when it is an integer, else the status. message,
+ * status ("NOT_FOUND") are NULL when absent. count is the number of
+ * objects in error.errors (1 for the OAuth format); reason, domain and
+ * item_message read item i (NULL when absent or i too big). details is
+ * error.details as given (usually an array), borrowed: it lives as long
+ * as e (take json_object_deep_copy to keep it longer). */
+GAPI_EXTERN int gapi_google_error_http_status(const gapi_google_error *e);
+GAPI_EXTERN int gapi_google_error_code(const gapi_google_error *e);
+GAPI_EXTERN const char *gapi_google_error_message(const gapi_google_error *e);
+GAPI_EXTERN const char *gapi_google_error_status(const gapi_google_error *e);
+GAPI_EXTERN size_t gapi_google_error_count(const gapi_google_error *e);
+GAPI_EXTERN const char *gapi_google_error_reason(const gapi_google_error *e, size_t i);
+GAPI_EXTERN const char *gapi_google_error_domain(const gapi_google_error *e, size_t i);
+GAPI_EXTERN const char *gapi_google_error_item_message(const gapi_google_error *e, size_t i);
+GAPI_EXTERN struct json_object *gapi_google_error_details(const gapi_google_error *e);
 
 #ifdef __cplusplus
 }

@@ -30,7 +30,7 @@ run_build() { # name, configure args...
     ( cd "$dir" && make -j"$jobs" >make.out 2>&1 ) || { tail -50 "$dir/make.out"; return 1; }
     local rc=0
     ( cd "$dir" && make -j"$jobs" check >check.out 2>&1 ) || rc=1
-    grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' "$dir/check.out"
+    grep -a -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' "$dir/check.out"
     [ $rc -eq 0 ] && return 0
     {
         for f in $(grep -l -E ':test-result: (FAIL|ERROR|XPASS)' "$dir"/test/*.trs 2>/dev/null); do

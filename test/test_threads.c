@@ -821,6 +821,43 @@ static void test_free_in_owned_callback(void)
     tally_free(&t);
 }
 
+/* Caller's loop: a callback run by the shutdown's teardown frees the client. */
+typedef struct free_in_teardown {
+    gapi_client *c;
+    int calls, freed, shutdown_errs;
+} free_in_teardown;
+
+static void free_in_teardown_cb(gapi_request *req, int err, const gapi_response *resp, void *arg)
+{
+    free_in_teardown *p = arg;
+    (void)req;
+    (void)resp;
+    p->calls++;
+    p->shutdown_errs += err == GAPI_ESHUTDOWN;
+    if (!p->freed) {
+        p->freed = 1;
+        gapi_client_free(p->c);
+    }
+}
+
+static void test_free_during_teardown(void)
+{
+    gapi_client_options o = client_opts();
+    struct event_base *base = event_base_new();
+    free_in_teardown p = {0};
+
+    gapi_client_new(&p.c, base, &o, NULL, 0);
+    for (int i = 0; i < 5; i++)
+        gapi_request_send(make_req(p.c, "/slow", i), free_in_teardown_cb, &p);
+    tu_run_for(base, 50);
+    gapi_client_shutdown(p.c, 0);
+    event_base_dispatch(base); /* teardown runs; the first callback frees */
+    is_int(p.calls, 5, "free during teardown: every callback once");
+    is_int(p.shutdown_errs, 5, "free during teardown: all GAPI_ESHUTDOWN");
+    is_int(tu_events_left(base), 0, "free during teardown: no events left (client freed)");
+    event_base_free(base);
+}
+
 /* Free an owned client with requests in flight from a worker thread. */
 static void test_free_owned_in_flight(void)
 {
@@ -859,6 +896,7 @@ int main(void)
     test_backpressure();
     test_free_in_owned_callback();
     test_free_owned_in_flight();
+    test_free_during_teardown();
     test_shutdown_while_submitting((shutdown_case){0, 0});
     test_shutdown_while_submitting((shutdown_case){1, 0});
     test_shutdown_while_submitting((shutdown_case){0, 10000});

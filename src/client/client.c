@@ -47,6 +47,7 @@ static void deliver_one(gapi_client *c, gapi_request *r)
 static void client_destroy(gapi_client *c);
 static void teardown(gapi_client *c);
 static void maybe_finish_stop(gapi_client *c);
+static void publish_stats(gapi_client *c);
 
 /* Run every queued callback. Completions queued by these callbacks wait for
  * the next activation, so one busy producer cannot starve the loop. */
@@ -74,6 +75,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
     drain_done(c);
     if (c->in_callback)
         return;
+    publish_stats(c);
     if (c->freeing && !c->owned)
         client_destroy(c);
     else if (c->freeing)
@@ -220,6 +222,7 @@ static void on_mail(gapi__qnode *n, void *arg)
             break;
         }
     }
+    publish_stats(c);
     if (stop)
         stop_begin(c);
 }
@@ -247,13 +250,25 @@ int gapi_request_submit(gapi_request *r, gapi_response_cb cb, void *arg)
 
 /* ------------------------------------------------------------ shutdown */
 
+static void client_free_struct(gapi_client *c);
+
+/* Loop thread, from one of our own event callbacks, as its last action:
+ * end everything. A gapi_client_free made inside a callback delivered by
+ * this teardown has no done event left to finish it, so finish it here. */
+static void stop_now(gapi_client *c)
+{
+    teardown(c);
+    if (c->freeing && !c->owned)
+        client_free_struct(c);
+}
+
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     gapi_client *c = arg;
 
     (void)fd;
     (void)what;
-    teardown(c);
+    stop_now(c);
 }
 
 /* Loop thread: the stop message arrived. Work accepted before it is let
@@ -274,13 +289,13 @@ static void stop_begin(gapi_client *c)
         if (c->drain_timer && evtimer_add(c->drain_timer, &tv) == 0)
             return;
     }
-    teardown(c);
+    stop_now(c);
 }
 
 static void maybe_finish_stop(gapi_client *c)
 {
     if (c->stopping && !c->closing && TAILQ_EMPTY(&c->live))
-        teardown(c);
+        stop_now(c);
 }
 
 int gapi_client_shutdown(gapi_client *c, unsigned drain_ms)
@@ -346,6 +361,7 @@ static void teardown(gapi_client *c)
     }
     gapi__tls_free(c->tls);
     c->tls = NULL;
+    publish_stats(c);
     if (c->owned)
         event_base_loopbreak(c->base);
 }
@@ -353,6 +369,7 @@ static void teardown(gapi_client *c)
 static void client_free_struct(gapi_client *c)
 {
     gapi__queue_destroy(&c->q);
+    pthread_mutex_destroy(&c->stats_mu);
     gapi__free(c->user_agent);
     gapi__free(c);
 }
@@ -426,12 +443,14 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
     c->base = base;
     c->opts = o;
     c->loop_thread = pthread_self();
+    pthread_mutex_init(&c->stats_mu, NULL);
     /* Option strings are only needed to build the TLS context. */
     c->opts.ca_file = c->opts.ca_dir = c->opts.ca_pem = NULL;
     c->opts.application_name = NULL;
     TAILQ_INIT(&c->live);
     TAILQ_INIT(&c->doneq);
     if ((rc = make_user_agent(c, o.application_name, errbuf, errbuf_size)) != GAPI_OK) {
+        pthread_mutex_destroy(&c->stats_mu);
         gapi__free(c);
         return rc;
     }
@@ -440,6 +459,7 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
         fail_msg(errbuf, errbuf_size,
                  rc == GAPI_ENOMEM ? "out of memory" : "cannot make the wake-up descriptor");
         gapi__free(c->user_agent);
+        pthread_mutex_destroy(&c->stats_mu);
         gapi__free(c);
         return rc;
     }
@@ -604,13 +624,11 @@ struct event_base *gapi_client_base(const gapi_client *c)
     return c ? c->base : NULL;
 }
 
-void gapi_client_get_stats(const gapi_client *c, gapi_client_stats *out)
+static void live_stats(const gapi_client *c, gapi_client_stats *out)
 {
     gapi__pool_stats ps;
 
     memset(out, 0, sizeof(*out));
-    if (!c)
-        return;
     out->requests_started = c->started;
     out->requests_completed = c->completed;
     if (!c->pool)
@@ -623,4 +641,32 @@ void gapi_client_get_stats(const gapi_client *c, gapi_client_stats *out)
     out->connections_open = ps.connections_open;
     out->connections_idle = ps.connections_idle;
     out->requests_waiting = ps.waiting;
+}
+
+/* Loop thread: copy the counters where other threads may read them. Done
+ * once per batch of completions or submissions, so a reader off the loop
+ * sees them at most one batch late, for the price of one uncontended lock
+ * per batch instead of an atomic per counter update. */
+static void publish_stats(gapi_client *c)
+{
+    gapi_client_stats st;
+
+    live_stats(c, &st);
+    pthread_mutex_lock(&c->stats_mu);
+    c->stats_pub = st;
+    pthread_mutex_unlock(&c->stats_mu);
+}
+
+void gapi_client_get_stats(const gapi_client *c, gapi_client_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!c)
+        return;
+    if (gapi__client_on_loop(c)) {
+        live_stats(c, out);
+        return;
+    }
+    pthread_mutex_lock((pthread_mutex_t *)&c->stats_mu);
+    *out = c->stats_pub;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->stats_mu);
 }

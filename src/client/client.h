@@ -46,6 +46,10 @@ struct gapi_client {
     int stopping;           /* loop side: stop_msg seen, draining */
     struct event *drain_timer;
 
+    /* Counters as last published by the loop, for readers on other threads. */
+    pthread_mutex_t stats_mu;
+    gapi_client_stats stats_pub;
+
     /* Own-loop-thread mode (gapi_client_start). */
     int owned;
     pthread_t thread;

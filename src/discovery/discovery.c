@@ -1303,20 +1303,20 @@ static int apply_universe(build *b, const char *url, const char **out)
 }
 
 /* With a '/' added when missing. */
+/* A copy of url in the arena, ending in exactly one '/'. Always a copy:
+ * url may be the caller's option string, which need not outlive the call. */
 static int with_slash(build *b, const char *url, const char **out)
 {
     size_t n = strlen(url);
+    int has = n && url[n - 1] == '/';
     char *s;
 
-    if (n && url[n - 1] == '/') {
-        *out = url;
-        return 0;
-    }
     if (!(s = arena_alloc(b, n + 2)))
         return nomem(b);
     memcpy(s, url, n);
-    s[n] = '/';
-    s[n + 1] = '\0';
+    if (!has)
+        s[n++] = '/';
+    s[n] = '\0';
     *out = s;
     return 0;
 }

@@ -131,8 +131,12 @@ void gapi__queue_destroy(gapi__queue *q)
     pthread_mutex_destroy(&q->mu);
 }
 
-/* Under mu. */
-static void append(gapi__queue *q, gapi__qnode *n)
+/* Under mu. Returns whether the list was empty: then the caller must wake
+ * the loop, after unlocking (no system call inside the critical section).
+ * Until that write lands, other producers see a non-empty list and do not
+ * write; the loop reads the wake-up before it swaps the list, so the worst
+ * case is one spurious wake-up with an empty list, never a stranded node. */
+static int append(gapi__queue *q, gapi__qnode *n)
 {
     int was_empty = q->head == NULL;
 
@@ -142,20 +146,23 @@ static void append(gapi__queue *q, gapi__qnode *n)
     else
         q->head = n;
     q->tail = n;
-    if (was_empty)
-        wake(q);
+    return was_empty;
 }
 
 void gapi__queue_push_msg(gapi__queue *q, gapi__qnode *n)
 {
+    int first;
+
     pthread_mutex_lock(&q->mu);
-    append(q, n);
+    first = append(q, n);
     pthread_mutex_unlock(&q->mu);
+    if (first)
+        wake(q);
 }
 
 int gapi__queue_push(gapi__queue *q, gapi__qnode *n, int block)
 {
-    int rc = GAPI_OK;
+    int rc = GAPI_OK, first = 0;
 
     pthread_mutex_lock(&q->mu);
     while (!q->closed && q->max_pending && q->pending >= q->max_pending && block) {
@@ -169,9 +176,11 @@ int gapi__queue_push(gapi__queue *q, gapi__qnode *n, int block)
         rc = GAPI_EFULL;
     else {
         q->pending++;
-        append(q, n);
+        first = append(q, n);
     }
     pthread_mutex_unlock(&q->mu);
+    if (first)
+        wake(q);
     return rc;
 }
 

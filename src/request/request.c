@@ -101,6 +101,8 @@ int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, con
 
 void gapi__request_destroy(gapi_request *r)
 {
+    if (r->ext_ops)
+        r->ext_ops->destroy(r->ext);
     gapi__url_free(&r->url);
     gapi__buf_free(&r->user_headers);
     gapi__buf_free(&r->head);
@@ -152,8 +154,13 @@ int gapi_request_add_header(gapi_request *r, const char *name, const char *value
         r->hflags |= GAPI__H_ACCEPT_ENCODING;
     else if (strcasecmp(name, "content-type") == 0)
         r->hflags |= GAPI__H_CONTENT_TYPE;
-    if (gapi__buf_printf(&r->user_headers, "%s: %s\r\n", name, value) != GAPI_OK)
+    /* Kept as "name\0value\0" pairs so the introspection accessors can
+     * hand out C strings; serialize() writes the wire form. */
+    if (gapi__buf_reserve(&r->user_headers, strlen(name) + strlen(value) + 2) != GAPI_OK)
         return GAPI_ENOMEM;
+    gapi__buf_append(&r->user_headers, name, strlen(name) + 1);
+    gapi__buf_append(&r->user_headers, value, strlen(value) + 1);
+    r->nheaders++;
     return GAPI_OK;
 }
 
@@ -255,13 +262,16 @@ static int needs_length(const char *m)
 static int serialize(gapi_request *r)
 {
     gapi__buf *h = &r->head;
+    const char *p;
     char num[32];
     int rc = 0, n;
+    size_t i;
 
     gapi__buf_reset(h);
-    rc |= gapi__buf_reserve(h, strlen(r->method) + strlen(r->url.target) +
-                                   strlen(r->url.authority) + r->user_headers.len + 160 +
-                                   (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0));
+    rc |=
+        gapi__buf_reserve(h, strlen(r->method) + strlen(r->url.target) + strlen(r->url.authority) +
+                                 r->user_headers.len + 2 * r->nheaders + 160 +
+                                 (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0));
     rc |= gapi__buf_puts(h, r->method);
     rc |= PUT(" ");
     rc |= gapi__buf_puts(h, r->url.target);
@@ -272,8 +282,14 @@ static int serialize(gapi_request *r)
         rc |= gapi__buf_puts(h, r->client->user_agent);
     if (!(r->hflags & GAPI__H_ACCEPT_ENCODING))
         rc |= PUT("Accept-Encoding: gzip, deflate\r\n");
-    if (r->user_headers.len)
-        rc |= gapi__buf_append(h, r->user_headers.data, r->user_headers.len);
+    for (p = r->user_headers.data, i = 0; i < r->nheaders; i++) {
+        size_t nlen = strlen(p), vlen = strlen(p + nlen + 1);
+        rc |= gapi__buf_append(h, p, nlen);
+        rc |= PUT(": ");
+        rc |= gapi__buf_append(h, p + nlen + 1, vlen);
+        rc |= PUT("\r\n");
+        p += nlen + vlen + 2;
+    }
     if (r->content_type && !(r->hflags & GAPI__H_CONTENT_TYPE)) {
         rc |= PUT("Content-Type: ");
         rc |= gapi__buf_puts(h, r->content_type);
@@ -340,8 +356,10 @@ static void xfer_done(gapi__xfer *x, int err)
     gapi_request *r = (gapi_request *)((char *)x - offsetof(gapi_request, x));
     gapi_client *c = r->client;
 
-    if (err == GAPI_OK && !r->x.head_request)
+    if (err == GAPI_OK && !r->x.head_request && !r->raw_body)
         err = parse_json(r);
+    if (r->ext_ops && r->ext_ops->done)
+        err = r->ext_ops->done(r, err, r->ext);
     gapi__client_complete(c, r, err);
 }
 
@@ -432,6 +450,58 @@ const char *gapi_request_method(const gapi_request *r)
 const char *gapi_request_url(const gapi_request *r)
 {
     return r ? r->url_str : NULL;
+}
+
+size_t gapi_request_header_count(const gapi_request *r)
+{
+    return r ? r->nheaders : 0;
+}
+
+int gapi_request_header_at(const gapi_request *r, size_t i, const char **name, const char **value)
+{
+    const char *p;
+    size_t k;
+
+    if (!r || i >= r->nheaders)
+        return GAPI_EINVAL;
+    /* A request has a handful of headers: a scan is cheaper than an index. */
+    for (p = r->user_headers.data, k = 0; k < i; k++) {
+        p += strlen(p) + 1;
+        p += strlen(p) + 1;
+    }
+    if (name)
+        *name = p;
+    if (value)
+        *value = p + strlen(p) + 1;
+    return GAPI_OK;
+}
+
+const char *gapi_request_header(const gapi_request *r, const char *name)
+{
+    const char *p;
+    size_t k;
+
+    if (!r || !name)
+        return NULL;
+    for (p = r->user_headers.data, k = 0; k < r->nheaders; k++) {
+        const char *v = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+const void *gapi_request_body(const gapi_request *r, size_t *len)
+{
+    if (len)
+        *len = r && r->body ? r->body_len : 0;
+    return r ? r->body : NULL;
+}
+
+const char *gapi_request_content_type(const gapi_request *r)
+{
+    return r ? r->content_type : NULL;
 }
 
 /* ---------------------------------------------------------------- response */

@@ -22,6 +22,16 @@ typedef enum gapi__req_state {
     GAPI__REQ_DELIVERING /* its callback is running */
 } gapi__req_state;
 
+/* State a higher layer keeps with a request (the call builder's: service,
+ * method, parameters, parsed Google error). destroy runs when the request
+ * is freed, on whatever thread frees it; done runs on the loop thread when
+ * the transfer ends, before the callback is queued, and returns the
+ * outcome the callback will see (it may turn err 0 into another code). */
+typedef struct gapi__req_ext_ops {
+    void (*destroy)(void *ext);
+    int (*done)(gapi_request *r, int err, void *ext);
+} gapi__req_ext_ops;
+
 /* Which default headers the caller replaced. */
 enum {
     GAPI__H_USER_AGENT = 1u << 0,
@@ -35,7 +45,8 @@ struct gapi_request {
     char *method;
     char *url_str; /* as given */
     gapi__url url;
-    gapi__buf user_headers; /* "Name: value\r\n"... */
+    gapi__buf user_headers; /* "name\0value\0"... in the order added */
+    size_t nheaders;        /* pairs in user_headers */
     unsigned hflags;
     gapi__buf head; /* serialized at send */
     char *body;
@@ -50,9 +61,12 @@ struct gapi_request {
     int err;
     gapi_response_cb cb;
     void *arg;
-    unsigned counted : 1;       /* holds a slot of the client's max_pending */
-    struct gapi_future *future; /* submitted with a future (cb is internal) */
-    gapi__qnode qnode;          /* cross-thread submission */
+    unsigned raw_body : 1;            /* internal users parse the body themselves: no JSON tree */
+    unsigned counted : 1;             /* holds a slot of the client's max_pending */
+    struct gapi_future *future;       /* submitted with a future (cb is internal) */
+    gapi__qnode qnode;                /* cross-thread submission */
+    const gapi__req_ext_ops *ext_ops; /* NULL for plain requests */
+    void *ext;
     TAILQ_ENTRY(gapi_request) live_link;
     TAILQ_ENTRY(gapi_request) done_link;
 };
