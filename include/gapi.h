@@ -167,7 +167,9 @@ typedef struct gapi_client_options {
  * _execute; callbacks always run on the loop thread. */
 
 /* Make a client bound to the caller's event_base, on the thread that runs
- * that base's loop (that thread becomes the client's loop thread). The
+ * that base's loop (that thread becomes the client's loop thread: making
+ * the client on one thread and running the loop on another defeats the
+ * GAPI_EDEADLK check and the loop-thread fast paths). The
  * library never runs the loop itself in this mode. The client keeps one
  * persistent event on the base (the wake-up of its submission queue), so
  * event_base_dispatch() returns only after gapi_client_shutdown() has
@@ -318,7 +320,8 @@ GAPI_EXTERN int gapi_request_submit_future(gapi_request *req, gapi_future **out)
  * req was accepted: *out is then a done future (check gapi_future_error, read
  * gapi_future_response, then gapi_future_free) and req belongs to it. When
  * the wait times out the request is cancelled, the call waits for the
- * cancellation (one loop iteration) and the future's error is GAPI_ETIMEDOUT.
+ * cancellation (one loop iteration: unbounded if the loop is stalled or not
+ * running) and the future's error is GAPI_ETIMEDOUT.
  * Otherwise *out is untouched, req is still the caller's, and the return is
  * GAPI_EDEADLK (called on the loop thread: it would never complete) or a
  * gapi_request_submit error. */
@@ -515,11 +518,12 @@ typedef void (*gapi_service_fetch_cb)(gapi_service *svc, int err, const char *er
  * is not a valid discovery document; the loader's message; no fallback is
  * tried), a transport error as gapi_request_send reports it (GAPI_EDNS,
  * GAPI_ECONNECT, GAPI_ETLSVERIFY, ...; no fallback is tried),
- * GAPI_ESHUTDOWN, GAPI_EFULL (no max_pending room for the fallback request:
- * the first one holds its slot until its callback returns) or GAPI_ENOMEM.
- * The two requests are plain GETs with the client's defaults (timeouts,
- * size limits; no credentials). A cache hit is read and parsed inside
- * this call. On failure cb is never called and, when errbuf is not NULL,
+ * GAPI_ESHUTDOWN or GAPI_ENOMEM (the fallback request takes over the first
+ * one's max_pending slot). The two requests are plain GETs with the
+ * client's defaults (timeouts, size limits; no credentials). The cache
+ * works on the loop thread: a hit is read and parsed inside this call, and
+ * a miss is written (with fsync) when the document arrives; keep the cache
+ * on a local disk. On failure cb is never called and, when errbuf is not NULL,
  * a message is written there. Returns 0, GAPI_EINVAL (NULL argument; api
  * or version empty, longer than 100, with a character outside
  * [A-Za-z0-9._-], starting with '.' or holding ".."; bad options or URL

@@ -714,6 +714,28 @@ static void test_cache(void)
     ok(lstat(entry, &st) == 0 && S_ISREG(st.st_mode), "cache: symlink replaced by a file");
     ok(file_equals(other, g_doc, g_doc_len), "cache: the symlink's target untouched");
 
+    /* 6b. One of our entries renamed onto another's name (same owner, mode
+     * and age) is not taken for it: the document must be the named one. */
+    {
+        static const char other_doc[] = "{\"name\":\"evil\",\"version\":\"v1\","
+                                        "\"rootUrl\":\"https://evil.example/\"}";
+        write_file(entry, other_doc, sizeof(other_doc) - 1, 0600);
+        fetch_storage(&f, &o);
+        is_int(o.err, GAPI_OK, "cache: entry of another API (%s)", o.msg);
+        is_int(ts_server_hits(f.srv, PRIMARY_PATH), ++hits,
+               "cache: entry of another API refetched");
+        ok(same_service(o.svc, g_doc, g_doc_len), "cache: ...and the model is storage's");
+    }
+    /* 6c. A cache directory others may write is neither read nor written. */
+    chmod(dir, 0770);
+    fetch_storage(&f, &o);
+    is_int(o.err, GAPI_OK, "cache: group-writable directory: fetch succeeds (%s)", o.msg);
+    is_int(ts_server_hits(f.srv, PRIMARY_PATH), ++hits, "cache: group-writable directory not read");
+    ok(strstr(o.msg, "only we may write") != NULL, "cache: ...and says why (%s)", o.msg);
+    chmod(dir, 0700);
+    fetch_storage(&f, &o);
+    is_int(ts_server_hits(f.srv, PRIMARY_PATH), hits, "cache: mode 0700 again: hit");
+
     /* 7. Another deployment (other URLs) gets its own entry. */
     fetch_storage(&f, &o);
     is_int(ts_server_hits(f.srv, PRIMARY_PATH), hits, "cache: hit before changing URLs");

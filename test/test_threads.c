@@ -15,6 +15,7 @@
  * thread of the stress test (default 5000, 16 threads).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -604,6 +605,7 @@ static void test_deadlock_refused(void)
     deadlock_probe p = {0};
     gapi_request *r;
     gapi_future *f = (gapi_future *)&p; /* must stay untouched */
+    gapi_future *f2 = NULL;
     int fired = 0;
 
     /* Caller's loop: this thread is the loop thread. */
@@ -618,6 +620,18 @@ static void test_deadlock_refused(void)
     gapi_request_submit_future(r, &f);
     is_int(gapi_future_wait(f, 0), GAPI_EDEADLK, "deadlock: future_wait on the loop thread too");
     is_int(gapi_future_done(f), 0, "deadlock: not done yet");
+    gapi_future_free(f);
+
+    /* A request already handed over is refused, untouched (checked on the
+     * loop thread of a caller's-loop client: on another thread, reading a
+     * handed-over request at all would be the caller's data race). */
+    r = make_req(c, "/echo", 46);
+    gapi_request_submit_future(r, &f);
+    is_int(gapi_request_submit_future(r, &f2), GAPI_EBUSY, "future: second submit is GAPI_EBUSY");
+    is_int(gapi_request_send(r, ignore_cb, NULL), GAPI_EBUSY, "future: send of it too");
+    while (!gapi_future_done(f))
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(echoes(gapi_future_response(f), 46), "future: the first one completes, response intact");
     gapi_future_free(f);
     gapi_client_free(c);
     is_int(tu_events_left(base), 0, "deadlock: no events left");
@@ -758,6 +772,93 @@ static void test_backpressure(void)
     gapi_client_free(c);
 }
 
+/* max_pending 1: a callback that sends the next request of a chain gets
+ * the slot of the request that just completed, even while another thread
+ * retries non-blocking submits as fast as it can. */
+typedef struct chain {
+    gapi_client *c;
+    int left, sent_fail, done;
+    volatile int stop;
+    int stolen_ok;
+} chain;
+
+static void chain_cb(gapi_request *req, int err, const gapi_response *resp, void *arg)
+{
+    chain *ch = arg;
+    gapi_request *r;
+
+    (void)req;
+    (void)resp;
+    if (err)
+        ch->sent_fail++;
+    if (err)
+        diag("chain: request failed: %s", gapi_error_name(err));
+    if (--ch->left > 0) {
+        int rc;
+        r = make_req(ch->c, "/echo", ch->left);
+        if ((rc = gapi_request_send(r, chain_cb, ch)) != GAPI_OK) {
+            diag("chain: send refused: %s", gapi_error_name(rc));
+            gapi_request_free(r);
+            ch->sent_fail++;
+            __atomic_store_n(&ch->done, 1, __ATOMIC_RELEASE);
+        }
+    } else {
+        __atomic_store_n(&ch->done, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void *slot_thief(void *arg)
+{
+    chain *ch = arg;
+    gapi_future *f;
+
+    while (!__atomic_load_n(&ch->stop, __ATOMIC_ACQUIRE)) {
+        gapi_request *r = make_req(ch->c, "/echo", 9999);
+        if (gapi_request_submit_future(r, &f) == GAPI_OK) {
+            gapi_future_wait(f, 0);
+            gapi_future_free(f);
+            __atomic_fetch_add(&ch->stolen_ok, 1, __ATOMIC_RELAXED);
+        } else {
+            gapi_request_free(r);
+            sched_yield(); /* keep trying, but let the loop run (valgrind serializes) */
+        }
+    }
+    return NULL;
+}
+
+static void chain_kick(gapi_request *req, int err, const gapi_response *resp, void *arg)
+{
+    chain_cb(req, err, resp, arg);
+}
+
+static void test_slot_handoff(void)
+{
+    gapi_client_options o = client_opts();
+    chain ch = {0};
+    pthread_t th;
+
+    o.max_pending = 1;
+    gapi_client_start(&ch.c, &o, NULL, 0);
+    ch.left = 60;
+    pthread_create(&th, NULL, slot_thief, &ch);
+    /* The chain starts from a submit (its slot is then handed on). */
+    for (;;) {
+        gapi_request *r = make_req(ch.c, "/echo", 0);
+        if (gapi_request_submit(r, chain_kick, &ch) == GAPI_OK)
+            break;
+        gapi_request_free(r);
+        usleep(100);
+    }
+    for (long end = now_ms() + 20000;
+         !__atomic_load_n(&ch.done, __ATOMIC_ACQUIRE) && now_ms() < end;)
+        usleep(1000);
+    __atomic_store_n(&ch.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    gapi_client_free(ch.c);
+    is_int(ch.sent_fail, 0, "max_pending 1: every send of the chain got the slot");
+    is_int(ch.left, 0, "max_pending 1: the chain ran to its end");
+}
+
 /* Version-1 options (before max_pending) are still accepted. */
 static void test_options_v1(void)
 {
@@ -894,6 +995,7 @@ int main(void)
     test_execute_and_futures();
     test_deadlock_refused();
     test_backpressure();
+    test_slot_handoff();
     test_free_in_owned_callback();
     test_free_owned_in_flight();
     test_free_during_teardown();

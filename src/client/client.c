@@ -32,16 +32,21 @@ static void deliver_one(gapi_client *c, gapi_request *r)
      * before it runs and never touch r after. */
     int kept = r->future != NULL;
 
-    /* The slot frees before the callback, so a callback may send the next
-     * request of a chain under max_pending. */
-    if (r->counted)
-        gapi__queue_release(&c->q, 1);
+    /* The max_pending slot passes to the callback: the first
+     * gapi_request_send it makes (the next page, a fallback, a chain)
+     * takes it over, so no submitter on another thread can grab it in
+     * between. Unused, it is given back after the callback. */
+    c->cb_slot = r->counted;
     TAILQ_REMOVE(&c->live, r, live_link);
     r->state = GAPI__REQ_DELIVERING;
     c->completed++;
     r->cb(r, r->err, r->x.have_resp ? &r->x.resp : NULL, r->arg);
     if (!kept)
         gapi__request_destroy(r);
+    if (c->cb_slot) {
+        c->cb_slot = 0;
+        gapi__queue_release(&c->q, 1);
+    }
 }
 
 static void client_destroy(gapi_client *c);
@@ -169,6 +174,11 @@ int gapi__client_reserve(gapi_request *r)
 
     if (!c->q.max_pending)
         return GAPI_OK;
+    if (c->cb_slot) { /* handed over by the completion whose callback runs */
+        c->cb_slot = 0;
+        r->counted = 1;
+        return GAPI_OK;
+    }
     if ((rc = gapi__queue_reserve(&c->q)) == GAPI_OK)
         r->counted = 1;
     return rc;

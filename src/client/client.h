@@ -32,6 +32,7 @@ struct gapi_client {
     struct gapi__req_list doneq; /* completed, callback not yet run */
     struct event *done_ev;
     int in_callback; /* depth of user callbacks on the stack */
+    int cb_slot;     /* the running callback's max_pending slot, not yet reused */
     int closing;     /* torn down or being torn down: nothing new starts */
     int freeing;     /* gapi_client_free was called */
     uint64_t started, completed;

@@ -37,6 +37,16 @@ struct gapi_future {
     gapi__qnode cancel_msg;
 };
 
+static void init_cond(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
 static void future_unref_locked(gapi_future *f)
 {
     /* Called with f->mu held; releases it. */
@@ -88,10 +98,14 @@ int gapi_request_submit_future(gapi_request *req, gapi_future **out)
 
     if (!req || !out)
         return GAPI_EINVAL;
+    /* Refuse before touching req: a request already handed over belongs to
+     * the loop (and maybe to another future). */
+    if (req->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
     if (!(f = gapi__calloc(1, sizeof(*f))))
         return GAPI_ENOMEM;
     pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
+    init_cond(&f->cv);
     f->refs = 2; /* owner + loop */
     f->req = req;
     f->client = req->client;
@@ -143,11 +157,12 @@ void gapi_future_free(gapi_future *f)
     future_unref_locked(f);
 }
 
-/* Absolute CLOCK_REALTIME time timeout_ms from now (pthread_cond_timedwait's
- * default clock). */
+/* Absolute CLOCK_MONOTONIC time timeout_ms from now: the condition
+ * variables use that clock (init_cond), so a step of the wall clock neither
+ * shortens nor stretches a wait. */
 static void deadline_in(struct timespec *ts, unsigned timeout_ms)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += timeout_ms / 1000;
     ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (ts->tv_nsec >= 1000000000L) {

@@ -258,6 +258,31 @@ char *gapi__fetch_cache_path(const char *dir, const char *api, const char *versi
     return path;
 }
 
+/* The cache directory itself must be ours and writable by nobody else:
+ * anyone who can write it can rename entries onto each other's names. Its
+ * last component must not be a symlink. Returns 1 if trusted. */
+static int dir_trusted(const char *path, char *why, size_t why_size)
+{
+    char *dir = gapi__strdup(path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    struct stat st;
+    int ok;
+
+    if (!dir) {
+        put_msg(why, why_size, "out of memory");
+        return 0;
+    }
+    if (slash && slash != dir)
+        *slash = '\0'; /* the entry's directory */
+    ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+         !(st.st_mode & (S_IWGRP | S_IWOTH));
+    if (!ok)
+        put_msg(why, why_size,
+                "cache directory %s is not a directory of ours that only we may write", dir);
+    gapi__free(dir);
+    return ok;
+}
+
 int gapi__fetch_cache_read(const char *path, unsigned max_age_s, size_t max_bytes, char **data,
                            size_t *len, char *why, size_t why_size)
 {
@@ -270,6 +295,8 @@ int gapi__fetch_cache_read(const char *path, unsigned max_age_s, size_t max_byte
 
     if (!max_age_s)
         max_age_s = DEFAULT_MAX_AGE_S;
+    if (!dir_trusted(path, why, why_size))
+        return 1;
     /* O_NOFOLLOW: a symlink planted under our entry's name is not read. */
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
@@ -354,6 +381,8 @@ int gapi__fetch_cache_write(const char *dir, const char *path, const char *data,
         put_msg(errbuf, errbuf_size, "cannot make cache directory %s: %s", dir, strerror(errno));
         return GAPI_EINVAL;
     }
+    if (!dir_trusted(path, errbuf, errbuf_size))
+        return GAPI_EINVAL;
     /* Hidden, in the same directory: rename() is atomic only within one
      * file system, and readers never pick a ".name" up as an entry. */
     n = strlen(dir) + 2 + strlen(base) + sizeof(".XXXXXX");
@@ -411,8 +440,9 @@ typedef struct fetch {
     char *cache_dir;
     char *cache_path; /* NULL: no cache */
     unsigned max_age_s;
-    int step;          /* index in urls of the request in flight */
-    gapi_service *svc; /* async cache hit waiting for its delivery */
+    char api[104], version[104]; /* checked names (at most 100 bytes) */
+    int step;                    /* index in urls of the request in flight */
+    gapi_service *svc;           /* async cache hit waiting for its delivery */
     size_t msg_len;
     char msg[1536];
 } fetch;
@@ -507,16 +537,8 @@ static int fetch_new(fetch **out, gapi_client *c, const char *api, const char *v
      * resolved now (environment included), once for URLs and model. */
     f->endpoint = dup_or_null(endpoint, &nomem);
     f->universe = dup_or_null(universe, &nomem);
-    /* The loader keeps a pointer to an endpoint that already ends in '/'
-     * (and copies one it has to complete), but the model outlives this
-     * fetch and its copy: hand it the endpoint without its final slashes,
-     * so the model always holds its own copy. Only an endpoint ending in
-     * "//" reads differently, as ending in one '/'. */
-    if (f->endpoint) {
-        size_t el = strlen(f->endpoint), min = strstr(f->endpoint, "://") - f->endpoint + 4;
-        while (el > min && f->endpoint[el - 1] == '/')
-            f->endpoint[--el] = '\0';
-    }
+    snprintf(f->api, sizeof(f->api), "%s", api);
+    snprintf(f->version, sizeof(f->version), "%s", version);
     f->sopts.endpoint = f->endpoint;
     f->sopts.universe_domain = f->universe;
     f->max_age_s = opts && opts->cache_max_age_s ? opts->cache_max_age_s : DEFAULT_MAX_AGE_S;
@@ -580,8 +602,17 @@ static int cache_lookup(fetch *f, gapi_service **svc)
         msg_add(f, "out of memory loading cache entry %s", f->cache_path);
         return rc;
     }
-    if (rc != 0)
+    if (rc != 0) {
         *svc = NULL;
+        return 0;
+    }
+    /* An entry of ours renamed onto another entry's name keeps owner, mode
+     * and age: check that the document is the one the name promises. */
+    if (strcmp(gapi_service_name(*svc), f->api) != 0 ||
+        strcmp(gapi_service_version(*svc), f->version) != 0) {
+        gapi_service_unref(*svc);
+        *svc = NULL;
+    }
     return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <unistd.h>
 #ifdef HAVE_SYS_EVENTFD_H
@@ -122,6 +123,18 @@ void gapi__queue_destroy(gapi__queue *q)
 {
     if (q->wake_fd[0] < 0)
         return;
+    /* Producers blocked for room were woken by the close; each must get
+     * out of pthread_cond_wait (re-taking the lock) before the lock and
+     * condition variable can go. */
+    pthread_mutex_lock(&q->mu);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->space);
+    while (q->waiters) {
+        pthread_mutex_unlock(&q->mu);
+        sched_yield();
+        pthread_mutex_lock(&q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
     gapi__queue_detach(q);
     close(q->wake_fd[0]);
     if (q->wake_fd[1] != q->wake_fd[0])
@@ -149,15 +162,15 @@ static int append(gapi__queue *q, gapi__qnode *n)
     return was_empty;
 }
 
+/* Messages (cancel, stop) wake the loop under the lock: they are rare, and
+ * a stop may be followed at once by the client's teardown and free on the
+ * loop thread, which must not overtake a write still to be made. */
 void gapi__queue_push_msg(gapi__queue *q, gapi__qnode *n)
 {
-    int first;
-
     pthread_mutex_lock(&q->mu);
-    first = append(q, n);
-    pthread_mutex_unlock(&q->mu);
-    if (first)
+    if (append(q, n))
         wake(q);
+    pthread_mutex_unlock(&q->mu);
 }
 
 int gapi__queue_push(gapi__queue *q, gapi__qnode *n, int block)

@@ -24,7 +24,7 @@
 struct event_base;
 struct evdns_base;
 struct event;
-typedef struct gapi__tls gapi__tls;
+struct gapi__tls; /* tls/tls.h; no typedef here: C99 forbids repeating one */
 typedef struct gapi__pool gapi__pool;
 typedef struct gapi__origin gapi__origin;
 typedef struct gapi__conn gapi__conn;
@@ -109,7 +109,7 @@ typedef struct gapi__pool_stats {
 typedef struct gapi__pool_config {
     struct event_base *base;
     struct evdns_base *dns;
-    gapi__tls *tls; /* may be NULL only if no https is used */
+    struct gapi__tls *tls; /* may be NULL only if no https is used */
     unsigned max_conns_per_origin;
     unsigned idle_timeout_ms;
 } gapi__pool_config;
