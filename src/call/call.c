@@ -25,6 +25,7 @@
 
 #include <json-c/json.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "client/client.h"
 #include "discovery/discovery.h"
@@ -498,20 +499,6 @@ static const char *dot_culprit(const gapi__call *call)
     return NULL;
 }
 
-static void put_err(char *errbuf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void put_err(char *errbuf, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, n, fmt, ap);
-    va_end(ap);
-}
-
 static int build_url(gapi__buf *url, const gapi__call *call, char *errbuf, size_t n)
 {
     const gapi_service *svc = call->svc;
@@ -527,9 +514,10 @@ static int build_url(gapi__buf *url, const gapi__call *call, char *errbuf, size_
     gapi__free(x.items);
     if (rc != GAPI_OK) {
         if (rc == GAPI_ENOMEM)
-            put_err(errbuf, n, "out of memory");
+            gapi__errbuf_printf(errbuf, n, "out of memory");
         else
-            put_err(errbuf, n, "%s: path template \"%s\": %s", m->id, m->path, uerr.message);
+            gapi__errbuf_printf(errbuf, n, "%s: path template \"%s\": %s", m->id, m->path,
+                                uerr.message);
         gapi__buf_free(&path);
         return rc;
     }
@@ -540,9 +528,10 @@ static int build_url(gapi__buf *url, const gapi__call *call, char *errbuf, size_
         p = seg + strcspn(seg, "/?#");
         if (is_dot_segment(seg, (size_t)(p - seg))) {
             const char *who = dot_culprit(call);
-            put_err(errbuf, n,
-                    "%s: path parameter \"%s\" makes a \".\" or \"..\" segment in the path \"%s\"",
-                    m->id, who ? who : "?", path.data);
+            gapi__errbuf_printf(
+                errbuf, n,
+                "%s: path parameter \"%s\" makes a \".\" or \"..\" segment in the path \"%s\"",
+                m->id, who ? who : "?", path.data);
             gapi__buf_free(&path);
             return GAPI_EINVAL;
         }
@@ -568,7 +557,7 @@ static int build_url(gapi__buf *url, const gapi__call *call, char *errbuf, size_
             rc = gapi__query_add(url, q->name, v, strlen(v));
     }
     if (rc != GAPI_OK) {
-        put_err(errbuf, n, "out of memory");
+        gapi__errbuf_printf(errbuf, n, "out of memory");
         return GAPI_ENOMEM;
     }
     return GAPI_OK;

@@ -23,25 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "discovery/discovery.h"
 #include "call/call.h"
 
 /* ---------------------------------------------------------------- messages */
-
-static void set_msg(char *errbuf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_msg(char *errbuf, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, n, fmt, ap);
-    va_end(ap);
-}
 
 void gapi__quote_value(char *out, size_t out_size, const char *v)
 {
@@ -153,7 +140,7 @@ static int check_integer(const char *what, const gapi_param *p, char *v, char *e
         max = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     if (overflow || mag > max) {
         gapi__quote_value(q, sizeof(q), v);
-        set_msg(
+        gapi__errbuf_printf(
             errbuf, n, "%s: parameter \"%s\" value \"%s\" is out of range for %s", what, p->name, q,
             strcmp(fmt, "int32") && strcmp(fmt, "uint32") && strcmp(fmt, "uint64") ? "int64" : fmt);
         return GAPI_EINVAL;
@@ -172,10 +159,11 @@ static int check_integer(const char *what, const gapi_param *p, char *v, char *e
     return GAPI_OK;
 bad:
     gapi__quote_value(q, sizeof(q), v);
-    set_msg(errbuf, n,
-            "%s: parameter \"%s\" value \"%s\" is not an integer (optional sign, then decimal "
-            "digits)",
-            what, p->name, q);
+    gapi__errbuf_printf(
+        errbuf, n,
+        "%s: parameter \"%s\" value \"%s\" is not an integer (optional sign, then decimal "
+        "digits)",
+        what, p->name, q);
     return GAPI_EINVAL;
 }
 
@@ -226,19 +214,21 @@ int gapi__param_check(const char *what, const gapi_param *p, char *value, char *
     case GAPI__PARAM_NUMBER:
         if (!is_number(value)) {
             gapi__quote_value(q, sizeof(q), value);
-            set_msg(errbuf, errbuf_size,
-                    "%s: parameter \"%s\" value \"%s\" is not a number (decimal text such as "
-                    "\"-1.5\" or \"2e10\")",
-                    what, p->name, q);
+            gapi__errbuf_printf(
+                errbuf, errbuf_size,
+                "%s: parameter \"%s\" value \"%s\" is not a number (decimal text such as "
+                "\"-1.5\" or \"2e10\")",
+                what, p->name, q);
             return GAPI_EINVAL;
         }
         break;
     case GAPI__PARAM_BOOLEAN:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
             gapi__quote_value(q, sizeof(q), value);
-            set_msg(errbuf, errbuf_size,
-                    "%s: parameter \"%s\" value \"%s\" is not a boolean (\"true\" or \"false\")",
-                    what, p->name, q);
+            gapi__errbuf_printf(
+                errbuf, errbuf_size,
+                "%s: parameter \"%s\" value \"%s\" is not a boolean (\"true\" or \"false\")", what,
+                p->name, q);
             return GAPI_EINVAL;
         }
         break;
@@ -263,8 +253,9 @@ int gapi__param_check(const char *what, const gapi_param *p, char *value, char *
             o += (size_t)w;
         }
         gapi__quote_value(q, sizeof(q), value);
-        set_msg(errbuf, errbuf_size, "%s: parameter \"%s\" value \"%s\" is not one of: %s", what,
-                p->name, q, list);
+        gapi__errbuf_printf(errbuf, errbuf_size,
+                            "%s: parameter \"%s\" value \"%s\" is not one of: %s", what, p->name, q,
+                            list);
         return GAPI_EINVAL;
     }
     return GAPI_OK;
@@ -282,7 +273,8 @@ static int refuse(gapi__buf *out, size_t start, const char *pattern, size_t at, 
     out->len = start;
     if (out->data)
         out->data[start] = '\0';
-    set_msg(errbuf, n, "pattern \"%s\": %s at offset %zu is not supported", pattern, what, at);
+    gapi__errbuf_printf(errbuf, n, "pattern \"%s\": %s at offset %zu is not supported", pattern,
+                        what, at);
     return GAPI_EINVAL;
 }
 
@@ -437,7 +429,7 @@ int gapi__pattern_translate(gapi__buf *out, const char *pattern, char *errbuf, s
         out->len = start;
         if (out->data)
             out->data[start] = '\0';
-        set_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     return GAPI_OK;
@@ -455,12 +447,12 @@ static int compile(regex_t *re, const char *pattern, char *errbuf, size_t n)
     if (rc == GAPI_OK) {
         int r = regcomp(re, ere.data, REG_EXTENDED | REG_NOSUB);
         if (r == REG_ESPACE) {
-            set_msg(errbuf, n, "out of memory");
+            gapi__errbuf_printf(errbuf, n, "out of memory");
             rc = GAPI_ENOMEM;
         } else if (r != 0) {
             char why[96];
             regerror(r, re, why, sizeof(why));
-            set_msg(errbuf, n, "pattern \"%s\" does not compile: %s", pattern, why);
+            gapi__errbuf_printf(errbuf, n, "pattern \"%s\" does not compile: %s", pattern, why);
             rc = GAPI_EINVAL;
         }
     }

@@ -22,6 +22,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "client/client.h"
 #include "transport/conn.h"
@@ -112,14 +113,6 @@ static void resolve_defaults(gapi_client_options *o)
         o->max_header_bytes = 64 * 1024;
     if (!o->max_body_bytes)
         o->max_body_bytes = 256u * 1024 * 1024;
-}
-
-static void fail_msg(char *errbuf, size_t n, const char *msg)
-{
-    if (errbuf && n) {
-        strncpy(errbuf, msg, n - 1);
-        errbuf[n - 1] = '\0';
-    }
 }
 
 static struct evdns_base *make_resolver(struct event_base *base)
@@ -400,15 +393,16 @@ static int make_user_agent(gapi_client *c, const char *app, char *errbuf, size_t
 
     for (size_t i = 0; i < n; i++) {
         if (app[i] < 0x20 || app[i] > 0x7e) {
-            fail_msg(errbuf, errbuf_size,
-                     "gapi_client_new: application_name has a character that is not printable "
-                     "ASCII");
+            gapi__errbuf_printf(
+                errbuf, errbuf_size,
+                "gapi_client_new: application_name has a character that is not printable "
+                "ASCII");
             return GAPI_EINVAL;
         }
     }
     c->user_agent = gapi__malloc(sizeof("User-Agent: ") + n + 1 + sizeof(tail));
     if (!c->user_agent) {
-        fail_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     snprintf(c->user_agent, sizeof("User-Agent: ") + n + 1 + sizeof(tail), "User-Agent: %s%s%s",
@@ -425,7 +419,7 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
     int rc;
 
     if (!out || !base) {
-        fail_msg(errbuf, errbuf_size, "gapi_client_new: out and base are required");
+        gapi__errbuf_printf(errbuf, errbuf_size, "gapi_client_new: out and base are required");
         return GAPI_EINVAL;
     }
     if (opts) {
@@ -436,9 +430,10 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
         } else if (opts->version == GAPI_CLIENT_OPTIONS_VERSION) {
             o = *opts;
         } else {
-            fail_msg(errbuf, errbuf_size,
-                     "gapi_client_new: options.version is not GAPI_CLIENT_OPTIONS_VERSION "
-                     "(initialise with GAPI_CLIENT_OPTIONS_INIT)");
+            gapi__errbuf_printf(
+                errbuf, errbuf_size,
+                "gapi_client_new: options.version is not GAPI_CLIENT_OPTIONS_VERSION "
+                "(initialise with GAPI_CLIENT_OPTIONS_INIT)");
             return GAPI_EINVAL;
         }
     }
@@ -447,7 +442,7 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
         ignore_sigpipe();
     c = gapi__calloc(1, sizeof(*c));
     if (!c) {
-        fail_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     c->base = base;
@@ -466,8 +461,9 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
     }
     rc = gapi__queue_init(&c->q, base, o.max_pending, on_mail, c);
     if (rc != GAPI_OK) {
-        fail_msg(errbuf, errbuf_size,
-                 rc == GAPI_ENOMEM ? "out of memory" : "cannot make the wake-up descriptor");
+        gapi__errbuf_printf(errbuf, errbuf_size,
+                            rc == GAPI_ENOMEM ? "out of memory"
+                                              : "cannot make the wake-up descriptor");
         gapi__free(c->user_agent);
         pthread_mutex_destroy(&c->stats_mu);
         gapi__free(c);
@@ -481,7 +477,7 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
         c->dns = make_resolver(base);
         c->own_dns = 1;
         if (!c->dns) {
-            fail_msg(errbuf, errbuf_size, "cannot create a DNS resolver");
+            gapi__errbuf_printf(errbuf, errbuf_size, "cannot create a DNS resolver");
             rc = GAPI_EDNS;
             goto fail;
         }
@@ -494,7 +490,7 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
     pc.max_conns_per_origin = o.max_conns_per_origin;
     pc.idle_timeout_ms = o.idle_timeout_ms;
     if (!c->done_ev || gapi__pool_new(&c->pool, &pc) != GAPI_OK) {
-        fail_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         rc = GAPI_ENOMEM;
         goto fail;
     }
@@ -553,11 +549,11 @@ int gapi_client_start(gapi_client **out, const gapi_client_options *opts, char *
     int rc;
 
     if (!out) {
-        fail_msg(errbuf, errbuf_size, "gapi_client_start: out is required");
+        gapi__errbuf_printf(errbuf, errbuf_size, "gapi_client_start: out is required");
         return GAPI_EINVAL;
     }
     if (!(base = event_base_new())) {
-        fail_msg(errbuf, errbuf_size, "cannot create an event_base");
+        gapi__errbuf_printf(errbuf, errbuf_size, "cannot create an event_base");
         return GAPI_ENOMEM;
     }
     if ((rc = client_init(&c, base, opts, errbuf, errbuf_size)) != GAPI_OK) {
@@ -571,7 +567,7 @@ int gapi_client_start(gapi_client **out, const gapi_client_options *opts, char *
     args[0] = c;
     args[1] = &ss;
     if ((rc = pthread_create(&c->thread, NULL, loop_main, args)) != 0) {
-        fail_msg(errbuf, errbuf_size, "cannot start the loop thread");
+        gapi__errbuf_printf(errbuf, errbuf_size, "cannot start the loop thread");
         c->owned = 0;
         client_destroy(c);
         event_base_free(base);

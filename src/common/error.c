@@ -1,5 +1,20 @@
 /* Error texts and names; one table so the two never disagree. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "gapi.h"
+#include "common/error.h"
+
+void gapi__errbuf_printf(char *errbuf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!errbuf || !n)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, n, fmt, ap);
+    va_end(ap);
+}
 
 struct err_entry {
     int code;

@@ -30,6 +30,7 @@
 
 #include <json-c/json.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "discovery/discovery.h"
 #include "json/parse.h"
@@ -147,15 +148,9 @@ __attribute__((format(printf, 2, 3))) static int fail(build *b, const char *fmt,
     return GAPI_EDISCOVERY;
 }
 
-static void put_msg(char *errbuf, size_t n, const char *msg)
-{
-    if (errbuf && n)
-        snprintf(errbuf, n, "%s", msg);
-}
-
 static int nomem(build *b)
 {
-    put_msg(b->errbuf, b->errbuf_size, "out of memory");
+    gapi__errbuf_printf(b->errbuf, b->errbuf_size, "out of memory");
     return GAPI_ENOMEM;
 }
 
@@ -1210,17 +1205,17 @@ static int load_schemas(build *b, size_t start, size_t end)
 
 /* ---------------------------------------------------------------- indexes */
 
-static const char *method_name_key(const void *items, uint32_t i)
+const char *gapi__method_name_key(const void *items, uint32_t i)
 {
     return ((const gapi_method *)items)[i].name;
 }
 
-static const char *method_id_key(const void *items, uint32_t i)
+const char *gapi__method_id_key(const void *items, uint32_t i)
 {
     return ((const gapi_method *)items)[i].id;
 }
 
-static const char *schema_key(const void *items, uint32_t i)
+const char *gapi__schema_key(const void *items, uint32_t i)
 {
     return ((const gapi__schema *)items)[i].name;
 }
@@ -1369,9 +1364,9 @@ int gapi__service_options(const gapi_service_options *opts, const char **endpoin
     *endpoint = NULL;
     if (opts) {
         if (opts->version == 0 || opts->version > GAPI_SERVICE_OPTIONS_VERSION) {
-            put_msg(errbuf, errbuf_size,
-                    "options.version is not GAPI_SERVICE_OPTIONS_VERSION (use "
-                    "GAPI_SERVICE_OPTIONS_INIT)");
+            gapi__errbuf_printf(errbuf, errbuf_size,
+                                "options.version is not GAPI_SERVICE_OPTIONS_VERSION (use "
+                                "GAPI_SERVICE_OPTIONS_INIT)");
             return GAPI_EINVAL;
         }
         u = opts->universe_domain;
@@ -1379,13 +1374,14 @@ int gapi__service_options(const gapi_service_options *opts, const char **endpoin
             p = opts->endpoint;
             if ((strncasecmp(p, "https://", 8) != 0 || !p[8]) &&
                 (strncasecmp(p, "http://", 7) != 0 || !p[7])) {
-                put_msg(errbuf, errbuf_size, "options.endpoint is not an http:// or https:// URL");
+                gapi__errbuf_printf(errbuf, errbuf_size,
+                                    "options.endpoint is not an http:// or https:// URL");
                 return GAPI_EINVAL;
             }
             for (; *p; p++)
                 if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-                    put_msg(errbuf, errbuf_size,
-                            "options.endpoint contains a space or control character");
+                    gapi__errbuf_printf(errbuf, errbuf_size,
+                                        "options.endpoint contains a space or control character");
                     return GAPI_EINVAL;
                 }
             *endpoint = opts->endpoint;
@@ -1488,21 +1484,21 @@ static int build_indexes(build *b)
     long dup, first;
     int rc;
 
-    if ((rc = index_build(b, &svc->by_name, svc->method_count, method_name_key, svc->methods, &dup,
-                          &first)) != 0)
+    if ((rc = index_build(b, &svc->by_name, svc->method_count, gapi__method_name_key, svc->methods,
+                          &dup, &first)) != 0)
         return rc;
     if (dup >= 0)
         return fail(b, "two methods have the dotted path \"%s\" (ids \"%s\" and \"%s\")",
                     svc->methods[dup].name, svc->methods[first].id, svc->methods[dup].id);
-    if ((rc = index_build(b, &svc->by_id, svc->method_count, method_id_key, svc->methods, &dup,
-                          &first)) != 0)
+    if ((rc = index_build(b, &svc->by_id, svc->method_count, gapi__method_id_key, svc->methods,
+                          &dup, &first)) != 0)
         return rc;
     if (dup >= 0)
         return fail(b, "methods \"%s\" and \"%s\" have the same id \"%s\"",
                     svc->methods[first].name, svc->methods[dup].name, svc->methods[dup].id);
     /* Schema names are keys of one object, made unique by collect_members. */
-    return index_build(b, &svc->schema_index, svc->schema_count, schema_key, svc->schemas, &dup,
-                       &first);
+    return index_build(b, &svc->schema_index, svc->schema_count, gapi__schema_key, svc->schemas,
+                       &dup, &first);
 }
 
 static int load_document(build *b)
@@ -1586,7 +1582,7 @@ int gapi__service_load(gapi_service **out, const char *doc, size_t len,
     b.doc = doc;
     b.doc_len = len;
     if (!out || (!doc && len)) {
-        put_msg(errbuf, errbuf_size, "out and doc are required");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out and doc are required");
         return GAPI_EINVAL;
     }
     if (!doc)

@@ -159,6 +159,12 @@ uint32_t gapi__discovery_hash(const char *s, size_t len);
 long gapi__name_index_find(const gapi__name_index *ix, const char *name,
                            const char *(*key)(const void *items, uint32_t i), const void *items);
 
+/* Key readers for the three indexes (methods by dotted path, methods by
+ * id, schemas by name): shared by the builder and the lookups. */
+const char *gapi__method_name_key(const void *items, uint32_t i);
+const char *gapi__method_id_key(const void *items, uint32_t i);
+const char *gapi__schema_key(const void *items, uint32_t i);
+
 /* A method's own parameter, else the service's global one of that name. */
 const gapi_param *gapi__method_param(const gapi_method *m, const char *name);
 

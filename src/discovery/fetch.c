@@ -35,6 +35,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "client/client.h"
 #include "discovery/discovery.h"
@@ -46,20 +47,6 @@
  * place of googleapis.com. */
 #define PRIMARY_FMT  "https://www.%s/discovery/v1/apis/{api}/{version}/rest"
 #define FALLBACK_FMT "https://{api}.%s/$discovery/rest?version={version}"
-
-static void put_msg(char *errbuf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void put_msg(char *errbuf, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- names and URLs */
 
@@ -74,24 +61,27 @@ int gapi__fetch_check_name(const char *what, const char *s, char *errbuf, size_t
     size_t i, n;
 
     if (!s || !*s) {
-        put_msg(errbuf, errbuf_size, "%s is empty", what);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s is empty", what);
         return GAPI_EINVAL;
     }
     n = strlen(s);
     if (n > GAPI__FETCH_NAME_MAX) {
-        put_msg(errbuf, errbuf_size, "%s is longer than %d characters", what, GAPI__FETCH_NAME_MAX);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s is longer than %d characters", what,
+                            GAPI__FETCH_NAME_MAX);
         return GAPI_EINVAL;
     }
     for (i = 0; i < n; i++) {
         if (!name_char((unsigned char)s[i])) {
-            put_msg(errbuf, errbuf_size,
-                    "%s has character 0x%02x at offset %zu (only A-Z a-z 0-9 . _ - are allowed)",
-                    what, (unsigned char)s[i], i);
+            gapi__errbuf_printf(
+                errbuf, errbuf_size,
+                "%s has character 0x%02x at offset %zu (only A-Z a-z 0-9 . _ - are allowed)", what,
+                (unsigned char)s[i], i);
             return GAPI_EINVAL;
         }
     }
     if (s[0] == '.' || strstr(s, "..")) {
-        put_msg(errbuf, errbuf_size, "%s \"%s\" starts with '.' or contains \"..\"", what, s);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s \"%s\" starts with '.' or contains \"..\"",
+                            what, s);
         return GAPI_EINVAL;
     }
     return 0;
@@ -116,8 +106,8 @@ int gapi__fetch_expand(char **out, const char *what, const char *tmpl, const cha
         n = 0;
         for (p = tmpl; *p; p++) {
             if (*p == '}') {
-                put_msg(errbuf, errbuf_size, "%s has a '}' without '{' at offset %zu", what,
-                        (size_t)(p - tmpl));
+                gapi__errbuf_printf(errbuf, errbuf_size, "%s has a '}' without '{' at offset %zu",
+                                    what, (size_t)(p - tmpl));
                 return GAPI_EINVAL;
             }
             if (*p != '{') {
@@ -130,10 +120,11 @@ int gapi__fetch_expand(char **out, const char *what, const char *tmpl, const cha
                 if (strncmp(p, vars[k].name, vars[k].len) == 0)
                     break;
             if (k == sizeof(vars) / sizeof(vars[0])) {
-                put_msg(errbuf, errbuf_size,
-                        "%s has an unknown placeholder at offset %zu (only {api}, {version} and "
-                        "{apiVersion} are replaced)",
-                        what, (size_t)(p - tmpl));
+                gapi__errbuf_printf(
+                    errbuf, errbuf_size,
+                    "%s has an unknown placeholder at offset %zu (only {api}, {version} and "
+                    "{apiVersion} are replaced)",
+                    what, (size_t)(p - tmpl));
                 return GAPI_EINVAL;
             }
             v = vars[k].is_api ? api : version;
@@ -145,7 +136,7 @@ int gapi__fetch_expand(char **out, const char *what, const char *tmpl, const cha
         }
         if (!pass) {
             if (!(*out = gapi__malloc(n + 1))) {
-                put_msg(errbuf, errbuf_size, "out of memory");
+                gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
                 return GAPI_ENOMEM;
             }
         }
@@ -170,9 +161,10 @@ static int make_url(char **out, const char *what, const char *tmpl, const char *
         return 0;
     }
     if (rc == GAPI_ENOMEM)
-        put_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
     else
-        put_msg(errbuf, errbuf_size, "%s \"%.200s\": %s", what, *out, why ? why : "invalid URL");
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s \"%.200s\": %s", what, *out,
+                            why ? why : "invalid URL");
     gapi__free(*out);
     *out = NULL;
     return rc;
@@ -189,7 +181,7 @@ int gapi__fetch_urls(char *urls[2], const gapi_service_fetch_options *opts, cons
 
     n = sizeof(PRIMARY_FMT) + sizeof(FALLBACK_FMT) + strlen(universe);
     if (!(dflt = gapi__malloc(n))) {
-        put_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     if (!primary) {
@@ -269,7 +261,7 @@ static int dir_trusted(const char *path, char *why, size_t why_size)
     int ok;
 
     if (!dir) {
-        put_msg(why, why_size, "out of memory");
+        gapi__errbuf_printf(why, why_size, "out of memory");
         return 0;
     }
     if (slash && slash != dir)
@@ -277,8 +269,9 @@ static int dir_trusted(const char *path, char *why, size_t why_size)
     ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
          !(st.st_mode & (S_IWGRP | S_IWOTH));
     if (!ok)
-        put_msg(why, why_size,
-                "cache directory %s is not a directory of ours that only we may write", dir);
+        gapi__errbuf_printf(why, why_size,
+                            "cache directory %s is not a directory of ours that only we may write",
+                            dir);
     gapi__free(dir);
     return ok;
 }
@@ -300,18 +293,19 @@ int gapi__fetch_cache_read(const char *path, unsigned max_age_s, size_t max_byte
     /* O_NOFOLLOW: a symlink planted under our entry's name is not read. */
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        put_msg(why, why_size, "%s: %s", path, strerror(errno));
+        gapi__errbuf_printf(why, why_size, "%s: %s", path, strerror(errno));
         return 1;
     }
     if (fstat(fd, &st) != 0) {
-        put_msg(why, why_size, "%s: %s", path, strerror(errno));
+        gapi__errbuf_printf(why, why_size, "%s: %s", path, strerror(errno));
         close(fd);
         return 1;
     }
     /* An entry someone else could have written may point rootUrl (and so
      * the caller's credentials) anywhere: never trust one. */
     if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-        put_msg(why, why_size, "%s: not a regular file of ours that only we may write", path);
+        gapi__errbuf_printf(why, why_size, "%s: not a regular file of ours that only we may write",
+                            path);
         close(fd);
         return 1;
     }
@@ -319,12 +313,13 @@ int gapi__fetch_cache_read(const char *path, unsigned max_age_s, size_t max_byte
     /* A few seconds in the future is clock granularity; more is a clock
      * that moved: refetch rather than trust the entry for longer. */
     if (st.st_mtime > now + 5 || now - st.st_mtime >= (time_t)max_age_s) {
-        put_msg(why, why_size, "%s: older than %u s", path, max_age_s);
+        gapi__errbuf_printf(why, why_size, "%s: older than %u s", path, max_age_s);
         close(fd);
         return 1;
     }
     if (st.st_size <= 0 || (unsigned long long)st.st_size > max_bytes) {
-        put_msg(why, why_size, "%s: size %lld out of range", path, (long long)st.st_size);
+        gapi__errbuf_printf(why, why_size, "%s: size %lld out of range", path,
+                            (long long)st.st_size);
         close(fd);
         return 1;
     }
@@ -342,7 +337,7 @@ int gapi__fetch_cache_read(const char *path, unsigned max_age_s, size_t max_byte
     }
     close(fd);
     if (n != (size_t)st.st_size) {
-        put_msg(why, why_size, "%s: short read", path);
+        gapi__errbuf_printf(why, why_size, "%s: short read", path);
         gapi__free(buf);
         return 1;
     }
@@ -378,7 +373,8 @@ int gapi__fetch_cache_write(const char *dir, const char *path, const char *data,
 
     base = base ? base + 1 : path;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        put_msg(errbuf, errbuf_size, "cannot make cache directory %s: %s", dir, strerror(errno));
+        gapi__errbuf_printf(errbuf, errbuf_size, "cannot make cache directory %s: %s", dir,
+                            strerror(errno));
         return GAPI_EINVAL;
     }
     if (!dir_trusted(path, errbuf, errbuf_size))
@@ -387,13 +383,13 @@ int gapi__fetch_cache_write(const char *dir, const char *path, const char *data,
      * file system, and readers never pick a ".name" up as an entry. */
     n = strlen(dir) + 2 + strlen(base) + sizeof(".XXXXXX");
     if (!(tmp = gapi__malloc(n))) {
-        put_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     snprintf(tmp, n, "%s/.%s.XXXXXX", dir, base);
     if ((fd = mkstemp(tmp)) < 0) {
-        put_msg(errbuf, errbuf_size, "cannot create a file in cache directory %s: %s", dir,
-                strerror(errno));
+        gapi__errbuf_printf(errbuf, errbuf_size, "cannot create a file in cache directory %s: %s",
+                            dir, strerror(errno));
         gapi__free(tmp);
         return GAPI_EINVAL;
     }
@@ -422,7 +418,7 @@ int gapi__fetch_cache_write(const char *dir, const char *path, const char *data,
 
 fail:
     unlink(tmp);
-    put_msg(errbuf, errbuf_size, "cannot write cache entry %s: %s", path, strerror(e));
+    gapi__errbuf_printf(errbuf, errbuf_size, "cannot write cache entry %s: %s", path, strerror(e));
     gapi__free(tmp);
     return GAPI_EINVAL;
 }
@@ -505,28 +501,28 @@ static int fetch_new(fetch **out, gapi_client *c, const char *api, const char *v
     fetch *f;
 
     if (!c || !api || !version) {
-        put_msg(errbuf, errbuf_size, "%s: client, api and version are required", fn);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: client, api and version are required", fn);
         return GAPI_EINVAL;
     }
     if (opts && opts->version != GAPI_SERVICE_FETCH_OPTIONS_VERSION) {
-        put_msg(errbuf, errbuf_size,
-                "%s: options.version is not GAPI_SERVICE_FETCH_OPTIONS_VERSION (use "
-                "GAPI_SERVICE_FETCH_OPTIONS_INIT)",
-                fn);
+        gapi__errbuf_printf(errbuf, errbuf_size,
+                            "%s: options.version is not GAPI_SERVICE_FETCH_OPTIONS_VERSION (use "
+                            "GAPI_SERVICE_FETCH_OPTIONS_INIT)",
+                            fn);
         return GAPI_EINVAL;
     }
     if ((rc = gapi__fetch_check_name("api", api, msg, sizeof(msg))) != 0 ||
         (rc = gapi__fetch_check_name("version", version, msg, sizeof(msg))) != 0) {
-        put_msg(errbuf, errbuf_size, "%s: %s", fn, msg);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: %s", fn, msg);
         return rc;
     }
     so = opts ? opts->service : NULL;
     if ((rc = gapi__service_options(so, &endpoint, &universe, msg, sizeof(msg))) != 0) {
-        put_msg(errbuf, errbuf_size, "%s: options.service: %s", fn, msg);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: options.service: %s", fn, msg);
         return rc;
     }
     if (!(f = gapi__calloc(1, sizeof(*f)))) {
-        put_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         return GAPI_ENOMEM;
     }
     f->c = c;
@@ -544,18 +540,18 @@ static int fetch_new(fetch **out, gapi_client *c, const char *api, const char *v
     f->max_age_s = opts && opts->cache_max_age_s ? opts->cache_max_age_s : DEFAULT_MAX_AGE_S;
     if (nomem) {
         rc = GAPI_ENOMEM;
-        put_msg(errbuf, errbuf_size, "out of memory");
+        gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
         goto fail;
     }
     rc = gapi__fetch_urls(f->urls, opts, api, version, universe, msg, sizeof(msg));
     if (rc) {
-        put_msg(errbuf, errbuf_size, "%s: %s", fn, msg);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: %s", fn, msg);
         goto fail;
     }
     if (opts && opts->cache_dir) {
         if (!*opts->cache_dir) {
             rc = GAPI_EINVAL;
-            put_msg(errbuf, errbuf_size, "%s: options.cache_dir is empty", fn);
+            gapi__errbuf_printf(errbuf, errbuf_size, "%s: options.cache_dir is empty", fn);
             goto fail;
         }
         f->cache_dir = gapi__strdup(opts->cache_dir);
@@ -564,7 +560,7 @@ static int fetch_new(fetch **out, gapi_client *c, const char *api, const char *v
                                      : NULL;
         if (!f->cache_path) {
             rc = GAPI_ENOMEM;
-            put_msg(errbuf, errbuf_size, "out of memory");
+            gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
             goto fail;
         }
     }
@@ -780,16 +776,17 @@ int gapi_service_fetch(gapi_client *c, const char *api, const char *version,
     int rc;
 
     if (!cb) {
-        put_msg(errbuf, errbuf_size, "%s: a callback is required", fn);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: a callback is required", fn);
         return GAPI_EINVAL;
     }
     if (c && !gapi__client_on_loop(c)) {
-        put_msg(errbuf, errbuf_size,
-                "%s: called off the client's loop thread (use gapi_service_fetch_sync there)", fn);
+        gapi__errbuf_printf(
+            errbuf, errbuf_size,
+            "%s: called off the client's loop thread (use gapi_service_fetch_sync there)", fn);
         return GAPI_EINVAL;
     }
     if (c && gapi__client_is_shut(c)) {
-        put_msg(errbuf, errbuf_size, "%s: the client is shut down", fn);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: the client is shut down", fn);
         return GAPI_ESHUTDOWN;
     }
     if ((rc = fetch_new(&f, c, api, version, opts, fn, errbuf, errbuf_size)) != 0)
@@ -806,10 +803,10 @@ int gapi_service_fetch(gapi_client *c, const char *api, const char *version,
     }
     if (rc != 0) {
         if (f->msg_len)
-            put_msg(errbuf, errbuf_size, "%s: %s", fn, f->msg);
+            gapi__errbuf_printf(errbuf, errbuf_size, "%s: %s", fn, f->msg);
         else
-            put_msg(errbuf, errbuf_size, "%s: GET %s not sent: %s", fn, f->urls[0],
-                    gapi_strerror(rc));
+            gapi__errbuf_printf(errbuf, errbuf_size, "%s: GET %s not sent: %s", fn, f->urls[0],
+                                gapi_strerror(rc));
         fetch_free(f);
     }
     return rc;
@@ -838,18 +835,19 @@ int gapi_service_fetch_sync(gapi_service **out, gapi_client *c, const char *api,
     int rc;
 
     if (!out) {
-        put_msg(errbuf, errbuf_size, "%s: out is required", fn);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: out is required", fn);
         return GAPI_EINVAL;
     }
     if (c && gapi__client_on_loop(c)) {
-        put_msg(errbuf, errbuf_size,
-                "%s: called on the client's loop thread, where it would wait for itself (use "
-                "gapi_service_fetch there)",
-                fn);
+        gapi__errbuf_printf(
+            errbuf, errbuf_size,
+            "%s: called on the client's loop thread, where it would wait for itself (use "
+            "gapi_service_fetch there)",
+            fn);
         return GAPI_EDEADLK;
     }
     if (c && gapi__client_is_shut(c)) {
-        put_msg(errbuf, errbuf_size, "%s: the client is shut down", fn);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s: the client is shut down", fn);
         return GAPI_ESHUTDOWN;
     }
     if ((rc = fetch_new(&f, c, api, version, opts, fn, errbuf, errbuf_size)) != 0)
@@ -884,10 +882,10 @@ int gapi_service_fetch_sync(gapi_service **out, gapi_client *c, const char *api,
     }
 done:
     if (rc == 0) {
-        put_msg(errbuf, errbuf_size, "%s", f->msg_len ? f->msg : "");
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s", f->msg_len ? f->msg : "");
         *out = svc;
     } else {
-        put_msg(errbuf, errbuf_size, "%s", f->msg);
+        gapi__errbuf_printf(errbuf, errbuf_size, "%s", f->msg);
     }
     fetch_free(f);
     return rc;

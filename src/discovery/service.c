@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/error.h"
 #include "common/alloc.h"
 #include "discovery/discovery.h"
 #include "json/parse.h"
@@ -20,17 +21,12 @@
  * (compute v1, the largest Google publishes, is 5 MB). */
 #define MAX_FILE_BYTES ((size_t)256 * 1024 * 1024)
 
-static void put_msg(char *errbuf, size_t n, const char *msg)
-{
-    if (errbuf && n)
-        snprintf(errbuf, n, "%s", msg);
-}
-
 int gapi_service_from_json(gapi_service **out, const char *doc, size_t len,
                            const gapi_service_options *opts, char *errbuf, size_t errbuf_size)
 {
     if (!out || !doc) {
-        put_msg(errbuf, errbuf_size, "gapi_service_from_json: out and doc are required");
+        gapi__errbuf_printf(errbuf, errbuf_size,
+                            "gapi_service_from_json: out and doc are required");
         return GAPI_EINVAL;
     }
     return gapi__service_load(out, doc, len, opts, errbuf, errbuf_size);
@@ -60,7 +56,7 @@ static int read_file(const char *path, char **data, size_t *len, char *errbuf, s
             if (!(nb = gapi__realloc(buf, cap))) {
                 gapi__free(buf);
                 fclose(f);
-                put_msg(errbuf, errbuf_size, "out of memory");
+                gapi__errbuf_printf(errbuf, errbuf_size, "out of memory");
                 return GAPI_ENOMEM;
             }
             buf = nb;
@@ -96,7 +92,8 @@ int gapi_service_from_file(gapi_service **out, const char *path, const gapi_serv
     int rc;
 
     if (!out || !path) {
-        put_msg(errbuf, errbuf_size, "gapi_service_from_file: out and path are required");
+        gapi__errbuf_printf(errbuf, errbuf_size,
+                            "gapi_service_from_file: out and path are required");
         return GAPI_EINVAL;
     }
     if ((rc = gapi__service_options(opts, &endpoint, &universe, errbuf, errbuf_size)) != 0)
@@ -164,28 +161,13 @@ const gapi_param *gapi_service_param(const gapi_service *svc, const char *name)
     return NULL;
 }
 
-static const char *method_name_key(const void *items, uint32_t i)
-{
-    return ((const gapi_method *)items)[i].name;
-}
-
-static const char *method_id_key(const void *items, uint32_t i)
-{
-    return ((const gapi_method *)items)[i].id;
-}
-
-static const char *schema_key(const void *items, uint32_t i)
-{
-    return ((const gapi__schema *)items)[i].name;
-}
-
 const gapi_method *gapi_service_method(const gapi_service *svc, const char *path)
 {
     long i;
 
     if (!svc || !path)
         return NULL;
-    i = gapi__name_index_find(&svc->by_name, path, method_name_key, svc->methods);
+    i = gapi__name_index_find(&svc->by_name, path, gapi__method_name_key, svc->methods);
     return i < 0 ? NULL : &svc->methods[i];
 }
 
@@ -195,7 +177,7 @@ const gapi_method *gapi_service_method_by_id(const gapi_service *svc, const char
 
     if (!svc || !id)
         return NULL;
-    i = gapi__name_index_find(&svc->by_id, id, method_id_key, svc->methods);
+    i = gapi__name_index_find(&svc->by_id, id, gapi__method_id_key, svc->methods);
     return i < 0 ? NULL : &svc->methods[i];
 }
 
@@ -218,7 +200,7 @@ int gapi_service_schema(const gapi_service *svc, const char *name, struct json_o
 
     if (!svc || !name || !out)
         return GAPI_EINVAL;
-    i = gapi__name_index_find(&svc->schema_index, name, schema_key, svc->schemas);
+    i = gapi__name_index_find(&svc->schema_index, name, gapi__schema_key, svc->schemas);
     if (i < 0)
         return GAPI_EINVAL;
     s = &svc->schemas[i];
