@@ -31,6 +31,14 @@
  * then detaches the waiting request and frees the connection, and
  * on_conn_close frees that request.
  *
+ * Sequences: a request's position in its path's sequence is taken when it
+ * arrives (record) and travels with a delayed request (delay_k): the k-th
+ * arrival gets steps[k] whenever its delay ends, or uses it up if the
+ * client gives up first.
+ *
+ * CLOSE_IDLE is not a raw fault: evhttp sends the 200, and on_complete
+ * (called once it is flushed) arms the record's event for a clean close.
+ *
  * Closing: evhttp_connection_free always does shutdown(SHUT_WR) (a FIN) and
  * the bufferevent closes the fd when libevent runs its deferred finalizers.
  * A "clean close" is SSL_shutdown (close_notify) + evhttp_connection_free.
@@ -48,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -84,7 +93,9 @@
     "a\r\n0123456789\r\n"                                                                          \
     "a\r\n0123456789\r\n"                                                                          \
     "a\r\n0123456789\r\n"
-#define TS_MALFORMED "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"
+#define TS_MALFORMED   "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"
+#define TS_MID_HEADERS "HTTP/1.1 200 OK\r\nContent-Ty"
+#define TS_BAD_HEADER  "HTTP/1.1 200 OK\r\nBad Header Line\r\nContent-Length: 0\r\n\r\n"
 #define TS_DRIBBLE                                                                                 \
     "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n"                           \
     "01234567890123456789012345678901234567890123456789"
@@ -102,7 +113,8 @@ enum ts_kind {
     TS_KIND_CHUNKED,
     TS_KIND_GZIP,
     TS_KIND_FAULT,
-    TS_KIND_HANDLER
+    TS_KIND_HANDLER,
+    TS_KIND_SEQUENCE
 };
 
 struct ts_hdr {
@@ -126,9 +138,14 @@ struct ts_path {
     unsigned param;
     ts_handler fn;
     void *fn_arg;
+    ts_step_resp *steps; /* sequence; strings owned */
+    size_t nsteps;
+    unsigned since_route; /* requests since the route was set: the next k */
     unsigned delay_ms;
 
     unsigned hits;
+    double *arrivals; /* ms, CLOCK_MONOTONIC, one per hit */
+    size_t narrivals, arrivals_cap;
     char *method;
     struct ts_hdr *hdrs;
     size_t nhdrs;
@@ -167,6 +184,10 @@ struct ts_conn {
 
     struct event *delay_ev;           /* lazily made */
     struct evhttp_request *delay_req; /* request waiting for its delay */
+    unsigned delay_k;                 /* its position in a sequence */
+
+    int idle_close; /* the response being sent is CLOSE_IDLE's */
+    unsigned idle_ms;
 };
 
 struct ts_server {
@@ -231,6 +252,14 @@ static unsigned char *ts_xmemdup(const void *src, size_t n)
         memcpy(p, src, n);
     p[n] = '\0';
     return p;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -363,6 +392,16 @@ static void add_header_text(struct evkeyvalq *out, const char *text)
 
 static void path_clear_route(struct ts_path *p)
 {
+    size_t i;
+
+    for (i = 0; i < p->nsteps; i++) {
+        free((char *)p->steps[i].headers);
+        free((char *)p->steps[i].body);
+    }
+    free(p->steps);
+    p->steps = NULL;
+    p->nsteps = 0;
+    p->since_route = 0;
     free(p->headers);
     free(p->body);
     p->headers = NULL;
@@ -681,6 +720,15 @@ static void raw_start(struct ts_conn *c)
     case TS_FAULT_MALFORMED_STATUS:
         raw_send(c, TS_MALFORMED, TS_AFTER_CLOSE);
         return;
+    case TS_FAULT_RESET_MID_HEADERS:
+        raw_send(c, TS_MID_HEADERS, TS_AFTER_RESET);
+        return;
+    case TS_FAULT_MALFORMED_HEADER:
+        raw_send(c, TS_BAD_HEADER, TS_AFTER_CLOSE);
+        return;
+    case TS_FAULT_RESET_MID_BODY:
+        raw_send(c, TS_HDR_1000 TS_BODY_100, TS_AFTER_RESET);
+        return;
     case TS_FAULT_DRIBBLE:
         c->step = TS_STEP_DRIBBLE;
         c->dribble_off = 0;
@@ -688,6 +736,7 @@ static void raw_start(struct ts_conn *c)
         return;
     case TS_FAULT_NONE:
     case TS_FAULT_BIG_HEADERS:
+    case TS_FAULT_CLOSE_IDLE:
     default:
         /* Not raw faults; dispatch never sends them here. */
         conn_close_clean(c);
@@ -784,6 +833,24 @@ static void send_big_headers(struct evhttp_request *req, unsigned param)
     evbuffer_free(body);
 }
 
+/* A normal keep-alive answer; on_complete schedules the close once it has
+ * been flushed (the close must not start while evhttp still writes). */
+static void send_close_idle(struct ts_conn *c, struct evhttp_request *req, unsigned ms)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    if (!body)
+        ts_die("out of memory");
+    if (c) {
+        c->idle_close = 1;
+        c->idle_ms = ms;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    evbuffer_add(body, "ok", 2);
+    evhttp_send_reply(req, 200, "OK", body);
+    evbuffer_free(body);
+}
+
 static int no_body(int status, struct evhttp_request *req)
 {
     return status < 200 || status == 204 || status == 304 ||
@@ -798,8 +865,9 @@ static void start_raw(struct ts_conn *c, ts_fault fault, unsigned param)
     event_active(c->ev, EV_TIMEOUT, 1);
 }
 
-/* Answers req as its path is routed now. */
-static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req)
+/* Answers req as its path is routed now; k is its position in a sequence
+ * (taken at arrival, see record). */
+static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req, unsigned k)
 {
     const char *path = request_path(req);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -826,7 +894,22 @@ static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req
         param = p->param;
         fn = p->fn;
         fn_arg = p->fn_arg;
-        if (kind == TS_KIND_STATIC || kind == TS_KIND_CHUNKED || kind == TS_KIND_GZIP) {
+        if (kind == TS_KIND_SEQUENCE) {
+            const ts_step_resp *st = &p->steps[k < p->nsteps ? k : p->nsteps - 1];
+
+            if (st->fault != TS_FAULT_NONE) {
+                kind = TS_KIND_FAULT;
+                fault = st->fault;
+                param = st->param;
+            } else {
+                kind = TS_KIND_STATIC;
+                status = st->status;
+                if (st->headers)
+                    add_header_text(out, st->headers);
+                if (st->body)
+                    evbuffer_add(body, st->body, strlen(st->body));
+            }
+        } else if (kind == TS_KIND_STATIC || kind == TS_KIND_CHUNKED || kind == TS_KIND_GZIP) {
             if (p->headers)
                 add_header_text(out, p->headers);
             evbuffer_add(body, p->body, p->body_len);
@@ -836,6 +919,7 @@ static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req
 
     switch (kind) {
     case TS_KIND_NONE:
+    case TS_KIND_SEQUENCE: /* turned into STATIC or FAULT above */
         send_404(req, path);
         break;
     case TS_KIND_GZIP:
@@ -873,6 +957,8 @@ static void dispatch(ts_server *s, struct ts_conn *c, struct evhttp_request *req
             evhttp_send_reply(req, 200, "OK", body);
         } else if (fault == TS_FAULT_BIG_HEADERS) {
             send_big_headers(req, param);
+        } else if (fault == TS_FAULT_CLOSE_IDLE) {
+            send_close_idle(c, req, param);
         } else if (c) {
             start_raw(c, fault, param);
         } else {
@@ -891,7 +977,7 @@ static void on_delay(evutil_socket_t fd, short what, void *arg)
 
     c->delay_req = NULL;
     if (req)
-        dispatch(c->s, c, req);
+        dispatch(c->s, c, req, c->delay_k);
 }
 
 static void on_complete(struct evhttp_request *req, void *arg)
@@ -902,6 +988,17 @@ static void on_complete(struct evhttp_request *req, void *arg)
     /* The response is flushed. Closing here would pull the connection from
      * under evhttp_send_done, so the record's event does it. */
     c->answered++;
+    if (c->idle_close) {
+        c->idle_close = 0;
+        if (c->step == TS_STEP_IDLE) {
+            c->step = TS_STEP_CLOSE;
+            if (c->idle_ms)
+                timer_ms(c->ev, c->idle_ms);
+            else
+                event_active(c->ev, EV_TIMEOUT, 1);
+            return;
+        }
+    }
     if (limit && c->answered >= limit && c->step == TS_STEP_IDLE) {
         c->step = TS_STEP_CLOSE;
         event_active(c->ev, EV_TIMEOUT, 1);
@@ -938,8 +1035,10 @@ static void watch_for_close(struct evhttp_request *req)
     bufferevent_enable(bev, EV_READ);
 }
 
+/* Records req on its path; sets *delay_ms and *k (the request's position
+ * in a sequence: requests on the path since its route was set). */
 static void record(ts_server *s, struct ts_conn *c, struct evhttp_request *req, const char *path,
-                   unsigned *delay_ms)
+                   unsigned *delay_ms, unsigned *k)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
@@ -947,11 +1046,23 @@ static void record(ts_server *s, struct ts_conn *c, struct evhttp_request *req, 
     struct evkeyval *kv;
     struct ts_path *p;
     size_t n = 0, len = evbuffer_get_length(body);
+    double now = mono_ms();
 
     pthread_mutex_lock(&s->lock);
     s->requests++;
     p = path_get(s, path);
     p->hits++;
+    if (p->narrivals == p->arrivals_cap) {
+        size_t cap = p->arrivals_cap ? 2 * p->arrivals_cap : 16;
+        double *a = realloc(p->arrivals, cap * sizeof(*a));
+
+        if (!a)
+            ts_die("out of memory");
+        p->arrivals = a;
+        p->arrivals_cap = cap;
+    }
+    p->arrivals[p->narrivals++] = now;
+    *k = p->since_route++;
     path_clear_record(p);
     p->method = ts_xstrdup(method_name(evhttp_request_get_command(req)));
     for (kv = in->tqh_first; kv; kv = kv->next.tqe_next)
@@ -975,20 +1086,21 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     ts_server *s = arg;
     struct ts_conn *c = conn_find(s, evhttp_request_get_connection(req));
-    unsigned delay_ms = 0;
+    unsigned delay_ms = 0, k = 0;
 
-    record(s, c, req, request_path(req), &delay_ms);
+    record(s, c, req, request_path(req), &delay_ms, &k);
     if (c)
         evhttp_request_set_on_complete_cb(req, on_complete, c);
     if (delay_ms && c) {
         if (!c->delay_ev && !(c->delay_ev = evtimer_new(s->base, on_delay, c)))
             ts_die("cannot make a timer");
         c->delay_req = req;
+        c->delay_k = k;
         timer_ms(c->delay_ev, delay_ms);
         watch_for_close(req);
         return;
     }
-    dispatch(s, c, req);
+    dispatch(s, c, req, k);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1126,6 +1238,7 @@ void ts_server_free(ts_server *s)
         s->paths = p->next;
         path_clear_route(p);
         path_clear_record(p);
+        free(p->arrivals);
         free(p->path);
         free(p);
     }
@@ -1236,6 +1349,30 @@ void ts_route_handler(ts_server *s, const char *path, ts_handler fn, void *arg)
     p->kind = TS_KIND_HANDLER;
     p->fn = fn;
     p->fn_arg = arg;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void ts_route_sequence(ts_server *s, const char *path, const ts_step_resp *steps, size_t n)
+{
+    ts_step_resp *copy;
+    struct ts_path *p;
+    size_t i;
+
+    if (!s || !path || !steps || n == 0)
+        return;
+    /* Copied before taking the lock: the caller's strings may be long. */
+    copy = ts_xcalloc(n, sizeof(*copy));
+    for (i = 0; i < n; i++) {
+        copy[i] = steps[i];
+        copy[i].headers = ts_xstrdup(steps[i].headers);
+        copy[i].body = ts_xstrdup(steps[i].body);
+    }
+    pthread_mutex_lock(&s->lock);
+    p = path_get(s, path);
+    path_clear_route(p);
+    p->kind = TS_KIND_SEQUENCE;
+    p->steps = copy;
+    p->nsteps = n;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1361,4 +1498,41 @@ const char *ts_last_sni(const ts_server *s, const char *path)
     r = p ? p->sni : NULL;
     pthread_mutex_unlock(lock_of(s));
     return r;
+}
+
+int ts_request_times(const ts_server *s, const char *path, double *out_ms, size_t max)
+{
+    const struct ts_path *p;
+    size_t n;
+
+    if (!s)
+        return 0;
+    pthread_mutex_lock(lock_of(s));
+    p = path_find(s, path);
+    n = p ? p->narrivals : 0;
+    if (out_ms) {
+        if (n > max)
+            n = max;
+        if (n)
+            memcpy(out_ms, p->arrivals, n * sizeof(*out_ms));
+    }
+    pthread_mutex_unlock(lock_of(s));
+    return (int)n;
+}
+
+void ts_server_reset_counts(ts_server *s)
+{
+    struct ts_path *p;
+
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->accepted = 0;
+    s->requests = 0;
+    for (p = s->paths; p; p = p->next) {
+        p->hits = 0;
+        p->narrivals = 0;
+        p->since_route = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
 }

@@ -43,16 +43,20 @@ typedef struct ts_options {
 
 typedef enum ts_fault {
     TS_FAULT_NONE = 0,
-    TS_FAULT_RESET_BEFORE_HEADERS, /* read the request, then TCP RST (no byte sent) */
-    TS_FAULT_RESET_AFTER_HEADERS,  /* send status+headers (Content-Length: 1000), then RST */
-    TS_FAULT_TRUNCATED_BODY,       /* Content-Length: 1000, send 100 body bytes, clean close */
-    TS_FAULT_TRUNCATED_CHUNKED,    /* chunked, send some chunks, close without the last chunk */
-    TS_FAULT_STALL_BEFORE_HEADERS, /* read the request, send nothing, keep the connection open */
-    TS_FAULT_STALL_MID_BODY,       /* headers + part of the body, then nothing, stay open */
-    TS_FAULT_DRIBBLE,              /* valid response sent one byte every param ms */
-    TS_FAULT_BIG_HEADERS,          /* valid response with param bytes of extra headers */
-    TS_FAULT_MALFORMED_STATUS,     /* "HTTP/1.1 2x0 OK" */
-    TS_FAULT_CLOSE_BEFORE_RESPONSE /* read the request, then clean close (FIN / close_notify) */
+    TS_FAULT_RESET_BEFORE_HEADERS,  /* read the request, then TCP RST (no byte sent) */
+    TS_FAULT_RESET_AFTER_HEADERS,   /* send status+headers (Content-Length: 1000), then RST */
+    TS_FAULT_TRUNCATED_BODY,        /* Content-Length: 1000, send 100 body bytes, clean close */
+    TS_FAULT_TRUNCATED_CHUNKED,     /* chunked, send some chunks, close without the last chunk */
+    TS_FAULT_STALL_BEFORE_HEADERS,  /* read the request, send nothing, keep the connection open */
+    TS_FAULT_STALL_MID_BODY,        /* headers + part of the body, then nothing, stay open */
+    TS_FAULT_DRIBBLE,               /* valid response sent one byte every param ms */
+    TS_FAULT_BIG_HEADERS,           /* valid response with param bytes of extra headers */
+    TS_FAULT_MALFORMED_STATUS,      /* "HTTP/1.1 2x0 OK" */
+    TS_FAULT_CLOSE_BEFORE_RESPONSE, /* read the request, then clean close (FIN / close_notify) */
+    TS_FAULT_RESET_MID_HEADERS,     /* part of the status+headers, then RST */
+    TS_FAULT_MALFORMED_HEADER,      /* a header line without a colon, then clean close */
+    TS_FAULT_RESET_MID_BODY,        /* Content-Length: 1000 + 100 body bytes, then RST */
+    TS_FAULT_CLOSE_IDLE             /* valid keep-alive 200, then clean close param ms later */
 } ts_fault;
 
 /* Make a server and start listening. Returns NULL and prints why to stderr on
@@ -87,7 +91,8 @@ void ts_route_chunked(ts_server *s, const char *path, int status, const char *he
 /* Same, with the body gzip-compressed and Content-Encoding: gzip. */
 void ts_route_gzip(ts_server *s, const char *path, int status, const char *headers,
                    const char *body);
-/* A fault on path. param: ms for DRIBBLE, bytes for BIG_HEADERS, else unused. */
+/* A fault on path. param: ms for DRIBBLE and CLOSE_IDLE, bytes for
+ * BIG_HEADERS, else unused. */
 void ts_route_fault(ts_server *s, const char *path, ts_fault fault, unsigned param);
 /* Delay the response of path by ms (the response is otherwise as routed). */
 void ts_route_delay(ts_server *s, const char *path, unsigned ms);
@@ -95,6 +100,26 @@ void ts_route_delay(ts_server *s, const char *path, unsigned ms);
  * The handler must reply (evhttp_send_reply*) or schedule a reply. */
 typedef void (*ts_handler)(struct evhttp_request *req, void *arg);
 void ts_route_handler(ts_server *s, const char *path, ts_handler fn, void *arg);
+
+/* One answer of a sequence: the fault when fault != TS_FAULT_NONE (status,
+ * headers and body are then unused), else a static response as ts_route
+ * sends it (headers and body may be NULL). */
+typedef struct ts_step_resp {
+    int status;
+    const char *headers;
+    const char *body;
+    ts_fault fault;
+    unsigned param;
+} ts_step_resp;
+/* A scripted sequence on path: the k-th request (counting from 0) that
+ * arrives on path after this call, or after ts_server_reset_counts, gets
+ * steps[k]; every request after the last step gets the last step again.
+ * The steps and their strings are copied. Replaces an earlier route for the
+ * same path; steps == NULL or n == 0 changes nothing. E.g. "503 twice, then
+ * 200": {503, NULL, "busy", TS_FAULT_NONE, 0} twice, then
+ * {200, NULL, "ok", TS_FAULT_NONE, 0}; "reset, then 200":
+ * {0, NULL, NULL, TS_FAULT_RESET_BEFORE_HEADERS, 0}, then the 200. */
+void ts_route_sequence(ts_server *s, const char *path, const ts_step_resp *steps, size_t n);
 
 /* Paths with no route get 404 with a small JSON error body. Every route's
  * response echoes nothing; use the recorders below to check what came in. */
@@ -115,6 +140,18 @@ const char *ts_last_sni(const ts_server *s, const char *path);
 /* (For the Host header itself use ts_last_header(s, path, "Host");
  * ts_last_sni returns only the TLS server_name the client sent, NULL when it
  * sent none - clients send none for IP literals - or in plain HTTP.) */
+/* Arrival times of the requests on path, in arrival order: CLOCK_MONOTONIC
+ * in milliseconds (tv_sec * 1000.0 + tv_nsec / 1e6), taken when the whole
+ * request (head and body) has been read. Stores the first min(count, max)
+ * into out_ms and returns how many it stored; with out_ms NULL it stores
+ * nothing and returns the count. Unseen path: 0. */
+int ts_request_times(const ts_server *s, const char *path, double *out_ms, size_t max);
+/* Zeroes every counter: connections accepted, requests, the hits and the
+ * arrival times of every path, and the position of every ts_route_sequence
+ * (the next request gets steps[0] again). Leaves routes, delays, the
+ * ts_last_* records and ts_server_open_connections (connections open now,
+ * not a count of events) alone. */
+void ts_server_reset_counts(ts_server *s);
 
 /* ---- notes (added with the implementation, test/server.c) ----
  *
@@ -170,8 +207,31 @@ const char *ts_last_sni(const ts_server *s, const char *path);
  *   MALFORMED_STATUS       "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
  *                          then clean close
  *   CLOSE_BEFORE_RESPONSE  nothing; clean close
+ *   RESET_MID_HEADERS      "HTTP/1.1 200 OK\r\nContent-Ty"; once the peer
+ *                          has acknowledged it: RST
+ *   MALFORMED_HEADER       "HTTP/1.1 200 OK\r\nBad Header Line\r\n"
+ *                          "Content-Length: 0\r\n\r\n", then clean close
+ *   RESET_MID_BODY         the TRUNCATED_BODY bytes; once the peer has
+ *                          acknowledged them: RST
+ *   CLOSE_IDLE             a normal evhttp 200 (keep-alive, no "Connection:
+ *                          close"; "Content-Type: text/plain", a Date,
+ *                          "Content-Length: 2", body "ok"); param ms after it
+ *                          has been flushed (0: at once) a clean close. A
+ *                          request that arrives in between does not stop the
+ *                          close (that is the race a client must survive);
+ *                          it is dropped unanswered unless it is answered
+ *                          first. A raw fault on such a request takes the
+ *                          connection over and the idle close is dropped.
+ *                          A request with "Connection: close" gets evhttp's
+ *                          own close at once.
  * "Stays open" lasts until the peer closes or ts_server_free.
  * close_after closes cleanly (close_notify + FIN) once the Nth response on a
- * connection has been flushed. */
+ * connection has been flushed.
+ *
+ * Sequences. The position k is the number of requests that arrived on the
+ * path since the route was set (or ts_server_reset_counts), so it is taken
+ * at arrival: a request waiting for its delay has its step already, and a
+ * client that gives up while waiting still used one. Each step is sent as
+ * ts_route / ts_route_fault would send it. */
 
 #endif

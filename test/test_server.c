@@ -14,8 +14,10 @@
  * that no event is left on the base.
  */
 #include "certs.h"
+#include "dns_server.h"
 #include "server.h"
 #include "tap.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +37,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/thread.h>
+#include <event2/util.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -954,6 +958,11 @@ static const struct fault_case g_faults[] = {
     {TS_FAULT_MALFORMED_STATUS, "malformed-status", "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
      RD_EOF, 2000},
     {TS_FAULT_CLOSE_BEFORE_RESPONSE, "close-before-response", "", RD_EOF, 2000},
+    {TS_FAULT_RESET_MID_HEADERS, "reset-mid-headers", "HTTP/1.1 200 OK\r\nContent-Ty", RD_RESET,
+     2000},
+    {TS_FAULT_MALFORMED_HEADER, "malformed-header",
+     "HTTP/1.1 200 OK\r\nBad Header Line\r\nContent-Length: 0\r\n\r\n", RD_EOF, 2000},
+    {TS_FAULT_RESET_MID_BODY, "reset-mid-body", HDR_1000 BODY_100, RD_RESET, 2000},
 };
 
 static void client_faults(void *arg)
@@ -1134,6 +1143,523 @@ static void test_close_after(void)
     is_int(ts_server_connections(x.s), 2, "close_after: 2 connections in all");
     is_int(ts_server_requests(x.s), 3, "close_after: 3 requests in all");
     server_done(x.s, "close_after");
+}
+
+/* ------------------------------------------------------------ close idle */
+
+/* Reads one response and then waits for the server to close the idle
+ * connection; returns the ms between the end of the response and the close
+ * (-1 if it did not come). */
+static double idle_close_after(struct cl *c, const char *proto, const char *path)
+{
+    struct resp r = {NULL, 0, 0, 0, NULL, 0, 0, RD_DATA};
+    char buf[64];
+    size_t len = 0;
+    double t0;
+    int how;
+
+    if (cl_request(c, "GET", path, NULL, NULL) != 0 || resp_read(c, &r) != 0) {
+        ok(0, "%s close-idle %s: response", proto, path);
+        resp_free(&r);
+        return -1;
+    }
+    t0 = now_ms();
+    ok(r.status == 200 && strcmp(r.body, "ok") == 0 && resp_header_is(&r, "Content-Length", "2"),
+       "%s close-idle %s: a normal 200 \"ok\" with Content-Length", proto, path);
+    ok(!resp_header(&r, "Connection", (char[16]){0}, 16),
+       "%s close-idle %s: no Connection header (keep-alive)", proto, path);
+    resp_free(&r);
+    how = cl_read_all(c, buf, sizeof(buf), &len, NULL);
+    is_int(len, 0, "%s close-idle %s: no byte after the response", proto, path);
+    ok(how == RD_EOF, "%s close-idle %s: then a clean close (got %s)", proto, path, how_name(how));
+    return how == RD_EOF ? now_ms() - t0 : -1;
+}
+
+static void client_close_idle(void *arg)
+{
+    struct ctx *x = arg;
+    const char *proto = x->tls ? "tls" : "plain";
+    struct cl_opts o;
+    struct cl c;
+    struct resp r = {NULL, 0, 0, 0, NULL, 0, 0, RD_DATA};
+    char buf[64];
+    size_t len;
+    double dt;
+    int how;
+
+    copts(&o, x);
+    o.timeout_ms = 2000;
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0) {
+        dt = idle_close_after(&c, proto, "/idle");
+        ok(dt >= 150 && dt < 1500, "%s close-idle: closed %.0f ms after the response (param 200)",
+           proto, dt);
+    } else {
+        ok(0, "%s close-idle: connect", proto);
+    }
+    cl_close(&c);
+
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0) {
+        dt = idle_close_after(&c, proto, "/idle0");
+        ok(dt >= 0 && dt < 150, "%s close-idle: param 0 closes at once (%.0f ms)", proto, dt);
+    } else {
+        ok(0, "%s close-idle 0: connect", proto);
+    }
+    cl_close(&c);
+
+    /* A request sent while the close is pending is answered (it arrives
+     * well before the close) and does not cancel the close. */
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0 &&
+        cl_request(&c, "GET", "/idle", NULL, NULL) == 0 && resp_read(&c, &r) == 0 &&
+        cl_request(&c, "GET", "/hello", NULL, NULL) == 0 && resp_read(&c, &r) == 0) {
+        is_str(r.body, "hi", "%s close-idle: a second request in the window is answered", proto);
+        how = cl_read_all(&c, buf, sizeof(buf), &len, NULL);
+        ok(len == 0 && how == RD_EOF, "%s close-idle: and the close still comes (got %s)", proto,
+           how_name(how));
+    } else {
+        ok(0, "%s close-idle: two requests", proto);
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_close_idle(int tls)
+{
+    struct ctx x;
+    ts_options opts = TS_OPTIONS_INIT;
+
+    memset(&x, 0, sizeof(x));
+    opts.plain_http = !tls;
+    x.tls = tls;
+    x.s = ts_server_new(g_base, &opts);
+    if (!x.s) {
+        ok(0, "server starts");
+        return;
+    }
+    ts_route_fault(x.s, "/idle", TS_FAULT_CLOSE_IDLE, 200);
+    ts_route_fault(x.s, "/idle0", TS_FAULT_CLOSE_IDLE, 0);
+    ts_route(x.s, "/hello", 200, NULL, "hi");
+    run_client(client_close_idle, &x);
+    settle(x.s);
+    is_int(ts_server_open_connections(x.s), 0, "%s close-idle: every connection closed",
+           tls ? "tls" : "plain");
+    is_int(ts_server_connections(x.s), 3, "%s close-idle: 3 connections", tls ? "tls" : "plain");
+    server_done(x.s, tls ? "close-idle tls" : "close-idle plain");
+}
+
+/* ------------------------------------------------------------ sequences */
+
+static void client_sequence(void *arg)
+{
+    struct ctx *x = arg;
+    struct cl_opts o;
+    struct cl c;
+    struct resp r = {NULL, 0, 0, 0, NULL, 0, 0, RD_DATA};
+    char buf[256];
+    size_t len;
+    int how, i;
+
+    copts(&o, x);
+    if (cl_open(&c, ts_server_port(x->s), &o) != 0) {
+        ok(0, "sequence: connect");
+        cl_close(&c);
+        return;
+    }
+    if (cl_request(&c, "GET", "/seq", NULL, NULL) == 0 && resp_read(&c, &r) == 0) {
+        is_int(r.status, 503, "sequence: 1st request gets step 0 (503)");
+        ok(resp_header_is(&r, "Retry-After", "1"), "sequence: step 0's header");
+        is_str(r.body, "busy", "sequence: step 0's body");
+        ok(strncmp(r.raw, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0,
+           "sequence: 503 status line");
+    } else {
+        ok(0, "sequence: 1st request");
+    }
+    if (cl_request(&c, "GET", "/seq?attempt=2", NULL, NULL) == 0 && resp_read(&c, &r) == 0) {
+        is_int(r.status, 429, "sequence: 2nd request (same connection) gets step 1 (429)");
+        ok(strncmp(r.raw, "HTTP/1.1 429 Too Many Requests\r\n", 32) == 0,
+           "sequence: 429 status line");
+        ok(resp_header_is(&r, "Content-Type", "application/json"), "sequence: step 1's header");
+        is_str(r.body, "{\"error\":{\"code\":429}}", "sequence: step 1's body");
+    } else {
+        ok(0, "sequence: 2nd request");
+    }
+    resp_free(&r);
+    if (cl_request(&c, "GET", "/seq", NULL, NULL) == 0) {
+        how = cl_read_all(&c, buf, sizeof(buf), &len, NULL);
+        ok(len == 0 && how == RD_RESET, "sequence: 3rd request gets step 2 (reset; got %zu, %s)",
+           len, how_name(how));
+    } else {
+        ok(0, "sequence: 3rd request");
+    }
+    cl_close(&c);
+
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0 &&
+        cl_request(&c, "GET", "/seq", NULL, NULL) == 0 && resp_read(&c, &r) == 0) {
+        ok(r.status == 200 && strcmp(r.body, "done") == 0, "sequence: 4th gets step 3 (200)");
+        resp_free(&r);
+        sleep_ms(60);
+        if (cl_request(&c, "GET", "/seq", NULL, NULL) == 0 && resp_read(&c, &r) == 0)
+            ok(r.status == 200 && strcmp(r.body, "done") == 0,
+               "sequence: 5th gets the last step again");
+        else
+            ok(0, "sequence: 5th request");
+    } else {
+        ok(0, "sequence: 4th request");
+    }
+    if (cl_request(&c, "GET", "/empty", NULL, NULL) == 0 && resp_read(&c, &r) == 0)
+        is_int(r.status, 404, "sequence: n == 0 routes nothing (404)");
+    else
+        ok(0, "sequence: /empty request");
+    resp_free(&r);
+    cl_close(&c);
+
+    /* Delayed: the step is taken at arrival, so a request abandoned during
+     * its delay uses up step 0 and the next one gets step 1. */
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0 &&
+        cl_request(&c, "GET", "/seqd", NULL, NULL) == 0) {
+        for (i = 0; i < 200 && ts_server_hits(x->s, "/seqd") == 0; i++)
+            sleep_ms(5);
+        cl_close(&c);
+        if (cl_open(&c, ts_server_port(x->s), &o) == 0 &&
+            cl_request(&c, "GET", "/seqd", NULL, NULL) == 0 && resp_read(&c, &r) == 0)
+            ok(r.status == 200 && strcmp(r.body, "second") == 0,
+               "sequence + delay: an abandoned request used step 0 (got %d %s)", r.status,
+               r.body ? r.body : "");
+        else
+            ok(0, "sequence + delay: 2nd request");
+    } else {
+        ok(0, "sequence + delay: 1st request");
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+/* After ts_server_reset_counts: the sequence starts over; then a plain
+ * route replaces it. */
+static void client_sequence_again(void *arg)
+{
+    struct ctx *x = arg;
+    struct cl_opts o;
+    struct cl c;
+    struct resp r = {NULL, 0, 0, 0, NULL, 0, 0, RD_DATA};
+
+    copts(&o, x);
+    if (cl_open(&c, ts_server_port(x->s), &o) == 0 &&
+        cl_request(&c, "GET", "/seq", NULL, NULL) == 0 && resp_read(&c, &r) == 0) {
+        is_int(r.status, 503, "reset counts: the sequence starts over at step 0");
+        ts_route(x->s, "/seq", 200, NULL, "plain");
+        if (cl_request(&c, "GET", "/seq", NULL, NULL) == 0 && resp_read(&c, &r) == 0)
+            is_str(r.body, "plain", "sequence: ts_route replaces it");
+        else
+            ok(0, "sequence: request after ts_route");
+    } else {
+        ok(0, "reset counts: request");
+    }
+    resp_free(&r);
+    cl_close(&c);
+}
+
+static void test_sequence(void)
+{
+    struct ctx x;
+    char hdr0[] = "Retry-After: 1\r\n", body0[] = "busy";
+    char hdr1[] = "Retry-After: 1\r\nContent-Type: application/json\r\n";
+    char body1[] = "{\"error\":{\"code\":429}}";
+    ts_step_resp steps[4];
+    const ts_step_resp seqd[2] = {{500, NULL, "first", TS_FAULT_NONE, 0},
+                                  {200, NULL, "second", TS_FAULT_NONE, 0}};
+    double t[16], t2[2];
+    int n, i, ordered;
+
+    memset(&x, 0, sizeof(x));
+    x.tls = 1;
+    x.s = ts_server_new(g_base, NULL);
+    if (!x.s) {
+        ok(0, "server starts");
+        return;
+    }
+    memset(steps, 0, sizeof(steps));
+    steps[0].status = 503;
+    steps[0].headers = hdr0;
+    steps[0].body = body0;
+    steps[1].status = 429;
+    steps[1].headers = hdr1;
+    steps[1].body = body1;
+    steps[2].fault = TS_FAULT_RESET_BEFORE_HEADERS;
+    steps[3].status = 200;
+    steps[3].body = "done";
+    ts_route_sequence(x.s, "/seq", steps, 4);
+    ts_route_sequence(x.s, "/empty", steps, 0);
+    ts_route_sequence(x.s, "/seqd", seqd, 2);
+    ts_route_delay(x.s, "/seqd", 150);
+    /* The server must have copied the steps and their strings. */
+    memset(hdr0, 'X', sizeof(hdr0) - 1);
+    memset(body0, 'Y', sizeof(body0) - 1);
+    memset(hdr1, 'X', sizeof(hdr1) - 1);
+    memset(body1, 'Y', sizeof(body1) - 1);
+    memset(steps, 0, sizeof(steps));
+    run_client(client_sequence, &x);
+
+    is_int(ts_server_hits(x.s, "/seq"), 5, "sequence: 5 hits");
+    n = ts_request_times(x.s, "/seq", t, 16);
+    is_int(n, 5, "request times: one per request");
+    for (i = 1, ordered = 1; i < n; i++)
+        ordered = ordered && t[i] >= t[i - 1];
+    ok(n == 5 && ordered, "request times: in arrival order");
+    ok(n == 5 && t[4] - t[3] >= 55 && t[4] - t[3] < 1000,
+       "request times: 60 ms pause seen as %.1f ms", n == 5 ? t[4] - t[3] : -1.0);
+    ok(n == 5 && t[0] <= now_ms() && now_ms() - t[0] < 10000,
+       "request times: CLOCK_MONOTONIC milliseconds");
+    is_int(ts_request_times(x.s, "/seq", t2, 2), 2, "request times: at most max");
+    ok(n == 5 && t2[0] == t[0] && t2[1] == t[1], "request times: the first max of them");
+    is_int(ts_request_times(x.s, "/seq", NULL, 0), 5, "request times: NULL out gives the count");
+    is_int(ts_request_times(x.s, "/never", t, 16), 0, "request times: unseen path");
+
+    ts_server_reset_counts(x.s);
+    is_int(ts_server_connections(x.s), 0, "reset counts: connections");
+    is_int(ts_server_requests(x.s), 0, "reset counts: requests");
+    is_int(ts_server_hits(x.s, "/seq"), 0, "reset counts: hits");
+    is_int(ts_request_times(x.s, "/seq", t, 16), 0, "reset counts: request times");
+    is_str(ts_last_method(x.s, "/seq"), "GET", "reset counts: last-request record kept");
+    run_client(client_sequence_again, &x);
+    is_int(ts_server_connections(x.s), 1, "reset counts: counting again (connections)");
+    is_int(ts_server_requests(x.s), 2, "reset counts: counting again (requests)");
+    is_int(ts_request_times(x.s, "/seq", t, 16), 2, "reset counts: counting again (times)");
+    server_done(x.s, "sequence");
+}
+
+/* ------------------------------------------------------------ bad listeners */
+
+#define GARBAGE "HTTP/1.1 400 Bad Request\r\n\r\n this is not TLS"
+
+struct lctx {
+    int garbage_port, reset_port;
+};
+
+static void client_listeners(void *arg)
+{
+    struct lctx *x = arg;
+    struct cl_opts o;
+    struct cl c;
+    char buf[256];
+    size_t len = 0;
+    int how, rc;
+
+    memset(&o, 0, sizeof(o));
+    o.timeout_ms = 2000;
+    if (cl_open(&c, x->garbage_port, &o) == 0) {
+        how = cl_read_all(&c, buf, sizeof(buf) - 1, &len, NULL);
+        buf[len] = '\0';
+        is_str(buf, GARBAGE, "garbage listener: the documented bytes");
+        ok(how == RD_EOF, "garbage listener: then a clean FIN (got %s)", how_name(how));
+    } else {
+        ok(0, "garbage listener: connect");
+    }
+    cl_close(&c);
+
+    o.ca_pem = ts_certs_ca_pem();
+    o.check_ip = "127.0.0.1";
+    rc = cl_open(&c, x->garbage_port, &o);
+    is_int(rc, -2, "garbage listener: a TLS handshake fails");
+    cl_close(&c);
+
+    memset(&o, 0, sizeof(o));
+    o.timeout_ms = 2000;
+    if (cl_open(&c, x->reset_port, &o) == 0) {
+        how = cl_read_all(&c, buf, sizeof(buf), &len, NULL);
+        ok(len == 0 && how == RD_RESET, "reset listener: no byte, then RST (got %zu, %s)", len,
+           how_name(how));
+    } else {
+        ok(0, "reset listener: connect");
+    }
+    cl_close(&c);
+
+    o.ca_pem = ts_certs_ca_pem();
+    o.check_ip = "127.0.0.1";
+    rc = cl_open(&c, x->reset_port, &o);
+    is_int(rc, -2, "reset listener: a TLS handshake fails");
+    cl_close(&c);
+}
+
+static void test_listeners(void)
+{
+    struct lctx x;
+    tu_listener *g, *r;
+
+    memset(&x, 0, sizeof(x));
+    g = tu_garbage_listener(g_base, &x.garbage_port);
+    r = tu_reset_listener(g_base, &x.reset_port);
+    ok(g && r && x.garbage_port > 0 && x.reset_port > 0 && x.garbage_port != x.reset_port,
+       "listeners: garbage on %d, reset on %d", x.garbage_port, x.reset_port);
+    if (!g || !r) {
+        tu_listener_free(g);
+        tu_listener_free(r);
+        return;
+    }
+    run_client(client_listeners, &x);
+    is_int(tu_listener_accepted(g), 2, "garbage listener: 2 connections accepted");
+    is_int(tu_listener_accepted(r), 2, "reset listener: 2 connections accepted");
+    tu_listener_free(g);
+    tu_listener_free(r);
+    tu_listener_free(NULL);
+    is_int(tu_events_left(g_base), 0, "listeners: no events left after free");
+}
+
+/* A garbage listener freed while a client still holds its connection open
+ * (the listener waits for the client's close): the free closes it. */
+static void test_listener_teardown(void)
+{
+    struct cl_opts o;
+    struct cl c;
+    tu_listener *g;
+    char buf[256];
+    size_t len;
+    int port = 0, how;
+
+    g = tu_garbage_listener(g_base, &port);
+    memset(&o, 0, sizeof(o));
+    if (!g || cl_open(&c, port, &o) != 0) {
+        ok(0, "garbage teardown: connect");
+        tu_listener_free(g);
+        return;
+    }
+    /* Accept, write, FIN; the connection stays until the client closes. */
+    for (how = 0; how < 100 && tu_listener_accepted(g) == 0; how++)
+        tu_run_for(g_base, 5);
+    tu_run_for(g_base, 20);
+    tu_listener_free(g);
+    is_int(tu_events_left(g_base), 0, "garbage teardown: no events left after free");
+    how = cl_read_all(&c, buf, sizeof(buf), &len, NULL);
+    ok(len == strlen(GARBAGE) && how == RD_EOF,
+       "garbage teardown: the client got the bytes and the end (%zu, %s)", len, how_name(how));
+    cl_close(&c);
+}
+
+/* ------------------------------------------------------------ DNS server */
+
+struct dns_res {
+    int done;
+    int err;
+    int count;
+    char addrs[4][INET6_ADDRSTRLEN];
+    int family;
+    int port;
+    int v6;
+};
+
+static void dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+    struct dns_res *r = arg;
+    int i;
+
+    (void)ttl;
+    r->err = result;
+    r->count = count;
+    for (i = 0; result == DNS_ERR_NONE && type == DNS_IPv4_A && i < count && i < 4; i++)
+        inet_ntop(AF_INET, (const struct in_addr *)addresses + i, r->addrs[i], sizeof(r->addrs[i]));
+    r->done = 1;
+}
+
+static void gai_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct dns_res *r = arg;
+    struct evutil_addrinfo *ai;
+
+    r->err = result;
+    for (ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET && r->count < 4) {
+            const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
+            inet_ntop(AF_INET, &sin->sin_addr, r->addrs[r->count], sizeof(r->addrs[0]));
+            r->port = ntohs(sin->sin_port);
+            r->count++;
+        } else if (ai->ai_family == AF_INET6) {
+            r->v6++;
+        }
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    r->done = 1;
+}
+
+static void test_dns(void)
+{
+    td_dns *d = td_dns_new(g_base);
+    struct evdns_base *dns;
+    struct evutil_addrinfo hints;
+    struct dns_res r;
+    char ns[32];
+    double t0, dt;
+
+    ok(d != NULL && td_dns_port(d) > 0, "dns: server on 127.0.0.1:%d", td_dns_port(d));
+    if (!d)
+        return;
+    td_dns_add_a(d, "api.gapi.test", "127.0.0.1");
+    td_dns_add_a(d, "multi.gapi.test.", "10.0.0.1"); /* trailing dot ignored */
+    td_dns_add_a(d, "multi.gapi.test", "10.0.0.2");
+    dns = evdns_base_new(g_base, 0);
+    snprintf(ns, sizeof(ns), "127.0.0.1:%d", td_dns_port(d));
+    if (!dns || evdns_base_nameserver_ip_add(dns, ns) != 0) {
+        ok(0, "dns: evdns_base pointed at %s", ns);
+        if (dns)
+            evdns_base_free(dns, 0);
+        td_dns_free(d);
+        return;
+    }
+
+    memset(&r, 0, sizeof(r));
+    evdns_base_resolve_ipv4(dns, "api.gapi.test", 0, dns_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    ok(r.done && r.err == DNS_ERR_NONE && r.count == 1 && strcmp(r.addrs[0], "127.0.0.1") == 0,
+       "dns: known name resolves to 127.0.0.1 (%s, %d, %s)", evdns_err_to_string(r.err), r.count,
+       r.addrs[0]);
+
+    memset(&r, 0, sizeof(r));
+    evdns_base_resolve_ipv4(dns, "MULTI.Gapi.TEST", 0, dns_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    ok(r.done && r.err == DNS_ERR_NONE && r.count == 2 && strcmp(r.addrs[0], "10.0.0.1") == 0 &&
+           strcmp(r.addrs[1], "10.0.0.2") == 0,
+       "dns: case-insensitive, two A records in the order added (%d: %s %s)", r.count, r.addrs[0],
+       r.addrs[1]);
+
+    memset(&r, 0, sizeof(r));
+    t0 = now_ms();
+    evdns_base_resolve_ipv4(dns, "nope.gapi.test", 0, dns_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    dt = now_ms() - t0;
+    is_int(r.err, DNS_ERR_NOTEXIST, "dns: unknown name gets NXDOMAIN (%s)",
+           evdns_err_to_string(r.err));
+    ok(r.done && dt < 500, "dns: NXDOMAIN in %.1f ms (not a timeout)", dt);
+
+    memset(&r, 0, sizeof(r));
+    evdns_base_resolve_ipv6(dns, "api.gapi.test", 0, dns_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    ok(r.done && r.err == DNS_ERR_NODATA && r.count == 0,
+       "dns: AAAA of a known name is an empty NOERROR answer (%s)", evdns_err_to_string(r.err));
+
+    memset(&r, 0, sizeof(r));
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    evdns_getaddrinfo(dns, "api.gapi.test", "443", &hints, gai_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    ok(r.done && r.err == 0 && r.count == 1 && r.v6 == 0 && strcmp(r.addrs[0], "127.0.0.1") == 0 &&
+           r.port == 443,
+       "dns: getaddrinfo (A + AAAA) gives 127.0.0.1:443 only (%s)", evutil_gai_strerror(r.err));
+
+    memset(&r, 0, sizeof(r));
+    hints.ai_family = AF_INET;
+    t0 = now_ms();
+    evdns_getaddrinfo(dns, "nope.gapi.test", "443", &hints, gai_cb, &r);
+    tu_run_until(g_base, &r.done, 1, 3000);
+    dt = now_ms() - t0;
+    ok(r.done && r.err == EVUTIL_EAI_NONAME && dt < 500,
+       "dns: getaddrinfo of an unknown name fails fast with EAI_NONAME (%s, %.1f ms)",
+       evutil_gai_strerror(r.err), dt);
+
+    is_int(td_dns_queries(d), 7, "dns: 7 queries (getaddrinfo asks A and AAAA)");
+    evdns_base_free(dns, 0);
+    td_dns_free(d);
+    td_dns_free(NULL);
+    is_int(tu_events_left(g_base), 0, "dns: no events left after free");
 }
 
 /* ------------------------------------------------------------ certificates */
@@ -1493,6 +2019,12 @@ int main(void)
     test_faults(1);
     test_faults(0);
     test_close_after();
+    test_close_idle(1);
+    test_close_idle(0);
+    test_sequence();
+    test_listeners();
+    test_listener_teardown();
+    test_dns();
     test_certs();
     test_plain_origin();
     test_ipv6();

@@ -29,4 +29,27 @@ int tu_closed_port(void);
  * the TCP handshake and then hear nothing. Returns fd, sets *port. */
 int tu_silent_listener(int *port);
 
+/* Listeners on 127.0.0.1, port 0 (an evconnlistener on base) that answer
+ * every connection they accept the same wrong way. Made and freed on the
+ * thread that runs base (or while its loop is not running); NULL with a
+ * message on stderr on failure.
+ *
+ * Garbage: writes "HTTP/1.1 400 Bad Request\r\n\r\n this is not TLS" at
+ * once (before reading anything), then, once that is flushed, a FIN
+ * (shutdown SHUT_WR). It reads and discards whatever the peer sends until
+ * the peer closes, so the peer gets every byte and a clean FIN, never a
+ * reset. A TLS client fails its handshake (the reply is not a TLS record).
+ *
+ * Reset: accepts and at once closes with SO_LINGER {1, 0}: an RST, no byte.
+ */
+typedef struct tu_listener tu_listener;
+tu_listener *tu_garbage_listener(struct event_base *base, int *port);
+tu_listener *tu_reset_listener(struct event_base *base, int *port);
+/* Connections accepted so far. Any thread (locks an internal mutex). */
+unsigned tu_listener_accepted(const tu_listener *l);
+/* Stops listening and closes every connection still open. NULL is a no-op.
+ * Connections closed here are freed through libevent's deferred finalizers:
+ * one EVLOOP_NONBLOCK pass (tu_events_left does one) runs them. */
+void tu_listener_free(tu_listener *l);
+
 #endif
