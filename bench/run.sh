@@ -22,7 +22,7 @@ scripts/deps.sh
 [ -x configure ] || ./autogen.sh >/dev/null
 mkdir -p _build/release
 ( cd _build/release && { [ -f Makefile ] || ../../configure --enable-werror CFLAGS="-O2 -g" >/dev/null; } \
-  && make -j"$(nproc)" bench/gapi_bench bench/threads_bench >/dev/null )
+  && make -j"$(nproc)" bench/gapi_bench bench/threads_bench bench/soak_bench >/dev/null )
 BENCH="$top/_build/release/bench/gapi_bench"
 
 tmp=$(mktemp -d)
@@ -74,7 +74,7 @@ curl_ok=$("$BENCH" -u "$url" -c 1 -d 1 -a "$tmp/ca.pem" | awk '{print $2}')
 [ "${curl_ok:-0}" -gt 0 ] || { echo "gapi_bench cannot reach nginx"; exit 1; }
 
 THREADS_BENCH="$top/_build/release/bench/threads_bench"
-WHAT=${WHAT:-"transport threads"}
+WHAT=${WHAT:-"transport threads soak"}
 
 transport_bench() {
 echo "gapi transport benchmark: nginx HTTPS keep-alive, ${size}-byte JSON, ${DURATION}s per run"
@@ -131,9 +131,18 @@ line=$(taskset -c 1 "$THREADS_BENCH" -m latency -u "$url" -a "$tmp/ca.pem")
 echo "$line"
 }
 
+# Issue 6: SOAK_N requests (default 2M) with 1% injected faults through one
+# client against the test server (its own process); exits non-zero when a
+# completion is missing or RSS grows >= 5% from the middle to the end.
+soak_bench() {
+echo
+"$top/_build/release/bench/soak_bench" -n "${SOAK_N:-2000000}"
+}
+
 for w in $WHAT; do
     case $w in
         transport) transport_bench ;;
         threads) threads_bench ;;
+        soak) soak_bench ;;
     esac
 done

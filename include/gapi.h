@@ -76,7 +76,9 @@ typedef enum gapi_error {
     GAPI_EDISCOVERY = -23,      /* discovery document malformed (message: where) */
     GAPI_EFULL = -24,           /* too many requests queued or in flight (max_pending) */
     GAPI_EDEADLK = -25,         /* blocking call on the loop thread would deadlock */
-    GAPI_ETIMEDOUT = -26        /* a blocking wait timed out */
+    GAPI_ETIMEDOUT = -26,       /* a blocking wait timed out */
+    GAPI_ECREDENTIALS = -27,    /* credentials unusable or not found (message: which, where) */
+    GAPI_EAUTH = -28            /* no access token: the token source refused or failed */
 } gapi_error;
 
 /* Static English text for a code; never NULL (unknown codes get a text too). */
@@ -95,10 +97,87 @@ GAPI_EXTERN int gapi_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_f
 /* Client.                                                                   */
 
 typedef struct gapi_client gapi_client;
-typedef struct gapi_request gapi_request;
 typedef struct gapi_response gapi_response;
 
-#define GAPI_CLIENT_OPTIONS_VERSION 2
+/* ------------------------------------------------------------------------ */
+/* Retries: like Python's execute(num_retries=N), without sleeping: the     */
+/* wait between attempts is a timer on the loop.                            */
+
+#define GAPI_RETRY_POLICY_VERSION 1
+
+/*
+ * Which outcomes are retried: the transport errors GAPI_EDNS,
+ * GAPI_ECONNECT, GAPI_ECONNECTTIMEOUT, GAPI_ECONNRESET, GAPI_ETRUNCATED,
+ * GAPI_ETLS (an I/O error after the handshake; a rejected certificate,
+ * GAPI_ETLSVERIFY, is not) and GAPI_ESTALL; HTTP 408, 429, 500, 502, 503,
+ * 504; and 403 whose JSON error gives the reason rateLimitExceeded or
+ * userRateLimitExceeded. A 401 on a request with token credentials is
+ * handled apart: the token is refreshed and the request retried once,
+ * whatever the policy. Nothing else is retried (a malformed response, a size
+ * limit, a deadline, a cancel, a shutdown), nor a request whose body comes
+ * from a gapi_body_read_cb (it cannot be read twice).
+ *
+ * Idempotency: only idempotent requests are retried (GET, HEAD, PUT,
+ * DELETE, OPTIONS, or marked with gapi_request_set_idempotent), unless the
+ * policy has GAPI_RETRY_NON_IDEMPOTENT or the attempt failed before any
+ * byte was sent (GAPI_EDNS, GAPI_ECONNECT, GAPI_ECONNECTTIMEOUT). A POST that timed out may have
+ * been carried out; retrying it is the caller's decision, as in Python, whose num_retries applies
+ * only when asked for.
+ *
+ * Waits: attempt n (n >= 1) failed -> wait a random time in
+ * [0, min(max_delay_ms, initial_delay_ms * multiplier^(n-1))] ("full
+ * jitter"), or at least what a Retry-After header asks (seconds or an
+ * HTTP-date). No attempt starts once max_elapsed_ms have passed since the
+ * first began, nor once the request's deadline (gapi_request_set_timeouts;
+ * it covers every attempt, every wait and the wait for a token) would pass
+ * during the wait: the last outcome is then final.
+ */
+typedef struct gapi_retry_policy {
+    unsigned version;          /* GAPI_RETRY_POLICY_VERSION */
+    unsigned max_attempts;     /* in all, the first included; 0 or 1: never retry */
+    unsigned initial_delay_ms; /* 0 picks 1000 */
+    unsigned max_delay_ms;     /* cap of one wait; 0 picks 32000 */
+    double multiplier;         /* 0 picks 2.0; below 1 or above 1000 is refused */
+    unsigned max_elapsed_ms;   /* 0: bounded by attempts and the deadline only */
+    unsigned flags;            /* GAPI_RETRY_* */
+} gapi_retry_policy;
+
+/* Retry non-idempotent requests too ("always retry", the default of
+ * Google's Cloud Storage clients for some calls). */
+#define GAPI_RETRY_NON_IDEMPOTENT 0x1u
+/* Wait exactly the computed backoff (no jitter), for tests. */
+#define GAPI_RETRY_NO_JITTER 0x2u
+
+/* 5 attempts, 1 s, x2, at most 32 s per wait. */
+#define GAPI_RETRY_POLICY_INIT                                                                     \
+    {                                                                                              \
+        GAPI_RETRY_POLICY_VERSION, 5, 1000, 32000, 2.0, 0, 0                                       \
+    }
+
+typedef struct gapi_request gapi_request;
+
+/* What one attempt came to, for logs and metrics. Never holds a token. */
+typedef struct gapi_attempt_info {
+    unsigned attempt;   /* 1 for the first */
+    int err;            /* its outcome: 0 when a whole response arrived */
+    int status;         /* its HTTP status; 0 when none arrived */
+    int retrying;       /* 1: attempt + 1 follows after delay_ms */
+    unsigned delay_ms;  /* the wait chosen (0 when not retrying) */
+    const char *reason; /* e.g. "HTTP 503 is retryable", "attempts exhausted (5)" */
+} gapi_attempt_info;
+
+/* Called on the loop thread when an attempt's transfer ends, the last one
+ * included, before the request's callback. A request that ends while it
+ * waits for a token or for its next attempt (cancel, deadline, shutdown, a
+ * token failure) gets no further call: its callback says how it ended. The
+ * library's own token requests are not reported (their bodies hold
+ * secrets). It may only read req and info (gapi_request_* accessors); it
+ * must not send, cancel or free anything. */
+typedef void (*gapi_attempt_cb)(const gapi_request *req, const gapi_attempt_info *info, void *arg);
+
+typedef struct gapi_credentials gapi_credentials;
+
+#define GAPI_CLIENT_OPTIONS_VERSION 3
 
 typedef struct gapi_client_options {
     unsigned version; /* GAPI_CLIENT_OPTIONS_VERSION */
@@ -143,6 +222,23 @@ typedef struct gapi_client_options {
      * application name of Google's other clients. Copied; NULL for none.
      * Must be printable ASCII. */
     const char *application_name;
+
+    /* --- version 3 --- */
+
+    /* Credentials for API calls (requests built by gapi_call_*); the client
+     * takes a reference. NULL: calls go out without credentials. Low-level
+     * requests (gapi_request_new) carry credentials only when given them
+     * with gapi_request_set_credentials: a token must not travel to any URL
+     * a program happens to fetch. */
+    gapi_credentials *credentials;
+
+    /* Retry policy of every request that sets none (copied). NULL: no
+     * retries. */
+    const gapi_retry_policy *retry;
+
+    /* Told of every attempt of every request (NULL: nobody). */
+    gapi_attempt_cb on_attempt;
+    void *on_attempt_arg;
 } gapi_client_options;
 
 /* By default gapi_client_new sets SIGPIPE to SIG_IGN when it is still SIG_DFL:
@@ -157,7 +253,8 @@ typedef struct gapi_client_options {
 
 #define GAPI_CLIENT_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL       \
+        GAPI_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL,      \
+            NULL, NULL, NULL, NULL                                                                 \
     }
 
 /* Threads. A client lives on one loop thread: every call below runs there,
@@ -176,7 +273,7 @@ typedef struct gapi_client_options {
  * finished or the client is freed. opts may be NULL for defaults. On failure
  * *out is untouched and, when errbuf is not NULL, a message naming the
  * problem is written into it (errbuf_size bytes at most, NUL-terminated).
- * Options of version 1 are accepted. Returns 0, GAPI_EINVAL (bad
+ * Options of versions 1 and 2 are accepted. Returns 0, GAPI_EINVAL (bad
  * base/options), GAPI_ETLSCONFIG (CA not loadable), GAPI_ENOMEM, GAPI_EDNS
  * (no resolver). */
 GAPI_EXTERN int gapi_client_new(gapi_client **out, struct event_base *base,
@@ -216,7 +313,7 @@ GAPI_EXTERN struct event_base *gapi_client_base(const gapi_client *c);
 
 /* Counters for tests and metrics. */
 typedef struct gapi_client_stats {
-    uint64_t requests_started;   /* accepted by gapi_request_send */
+    uint64_t requests_started;   /* accepted (the library's token requests included) */
     uint64_t requests_completed; /* callbacks delivered */
     uint64_t connections_opened; /* TCP connections begun */
     uint64_t connections_reused; /* requests sent on a kept-alive connection */
@@ -225,6 +322,8 @@ typedef struct gapi_client_stats {
     unsigned connections_open;   /* open now (busy + idle) */
     unsigned connections_idle;   /* idle now */
     unsigned requests_waiting;   /* waiting for a free connection slot */
+    uint64_t retries;            /* attempts after the first, all requests */
+    uint64_t token_fetches;      /* access tokens requested (or signed) */
 } gapi_client_stats;
 
 /* Any thread. On the loop thread the counters are current; on another
@@ -278,7 +377,9 @@ GAPI_EXTERN int gapi_request_set_body_reader(gapi_request *req, long long conten
                                              void *arg);
 
 /* Override the client's timeouts for this request (ms; 0 keeps the client's
- * value, GAPI_NO_TIMEOUT disables that timeout). */
+ * value, GAPI_NO_TIMEOUT disables that timeout). connect and stall apply to
+ * each attempt; the deadline runs from acceptance to completion, across
+ * every attempt, retry wait and wait for a token (GAPI_EDEADLINE). */
 #define GAPI_NO_TIMEOUT 0xFFFFFFFFu
 GAPI_EXTERN int gapi_request_set_timeouts(gapi_request *req, unsigned connect_ms, unsigned stall_ms,
                                           unsigned deadline_ms);
@@ -288,6 +389,19 @@ GAPI_EXTERN int gapi_request_set_timeouts(gapi_request *req, unsigned connect_ms
  * connection when a reused keep-alive connection fails before any response
  * byte arrives. */
 GAPI_EXTERN int gapi_request_set_idempotent(gapi_request *req, int idempotent);
+
+/* Retry policy of this request (copied); NULL: the client's. A policy with
+ * max_attempts 1 turns retries off for it. Returns 0, GAPI_EINVAL (bad
+ * policy: version, multiplier below 1), GAPI_EBUSY (already sent). */
+GAPI_EXTERN int gapi_request_set_retry(gapi_request *req, const gapi_retry_policy *policy);
+
+/* Credentials for this request, replacing the client's (a reference is
+ * taken). NULL sends it without credentials. Returns 0, GAPI_EINVAL,
+ * GAPI_EBUSY (already sent). Any thread, for a request it owns. */
+GAPI_EXTERN int gapi_request_set_credentials(gapi_request *req, gapi_credentials *cr);
+
+/* Attempts made so far (inside the callback: in all). 0 before sending. */
+GAPI_EXTERN unsigned gapi_request_attempts(const gapi_request *req);
 
 /* Loop thread. Send. On 0 the library owns req and cb will be called exactly
  * once, later (never from inside this call). On failure the caller still
@@ -825,6 +939,134 @@ GAPI_EXTERN const char *gapi_google_error_reason(const gapi_google_error *e, siz
 GAPI_EXTERN const char *gapi_google_error_domain(const gapi_google_error *e, size_t i);
 GAPI_EXTERN const char *gapi_google_error_item_message(const gapi_google_error *e, size_t i);
 GAPI_EXTERN struct json_object *gapi_google_error_details(const gapi_google_error *e);
+
+/* ------------------------------------------------------------------------ */
+/* Credentials, like google-auth's, with one token cache per client: while  */
+/* a token is valid requests take it with no I/O; it is refreshed in the    */
+/* background 3 min 45 s before it expires; a request waits only when no    */
+/* valid token exists, and however many wait, one token request goes out.   */
+/*                                                                          */
+/* A gapi_credentials is immutable configuration, reference counted: make   */
+/* it on any thread, share it between clients and threads. Its tokens live  */
+/* in each client that uses it. Key material is kept inside OpenSSL and     */
+/* cleansed when freed; tokens and keys never appear in a message.          */
+
+#define GAPI_CREDENTIALS_OPTIONS_VERSION 1
+
+typedef struct gapi_credentials_options {
+    unsigned version; /* GAPI_CREDENTIALS_OPTIONS_VERSION */
+
+    /* OAuth scopes, space-separated. NULL: cloud-platform
+     * ("https://www.googleapis.com/auth/cloud-platform"); for the metadata
+     * server NULL asks for the VM's own scopes. */
+    const char *scopes;
+    /* Service account: the user to act as (domain-wide delegation, the
+     * "sub" claim). Never used with self-signed JWTs. */
+    const char *subject;
+    /* Sent as x-goog-user-project. NULL: $GOOGLE_CLOUD_QUOTA_PROJECT, then
+     * the credentials file's quota_project_id. */
+    const char *quota_project;
+    /* Replaces the token endpoint (the file's token_uri, or Google's for
+     * authorized users). https:// only, except for loopback hosts. */
+    const char *token_uri;
+    /* Metadata server "host[:port]". NULL: $GCE_METADATA_HOST, then
+     * metadata.google.internal. */
+    const char *metadata_host;
+    /* Retries of token requests (5xx, 408, 429, transport errors and the
+     * OAuth errors internal_failure, server_error, temporarily_unavailable).
+     * NULL: 4 attempts, 1 s, x2. */
+    const gapi_retry_policy *token_retry;
+    unsigned flags; /* GAPI_CREDENTIALS_* */
+} gapi_credentials_options;
+
+/* Service account: sign a JWT for each API host ("aud":
+ * "https://HOST/") instead of asking the token endpoint for a token (no
+ * token request at all). Always so outside the googleapis.com universe. */
+#define GAPI_CREDENTIALS_SELF_SIGNED_JWT 0x1u
+/* API key: send it as the "key" query parameter (Python's developerKey)
+ * instead of the x-goog-api-key header. Query strings end up in logs;
+ * the header does not. */
+#define GAPI_CREDENTIALS_KEY_IN_QUERY 0x2u
+
+#define GAPI_CREDENTIALS_OPTIONS_INIT                                                              \
+    {                                                                                              \
+        GAPI_CREDENTIALS_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0                    \
+    }
+
+/* Constructors: any thread; opts may be NULL. On success *out holds one
+ * reference (gapi_credentials_unref). On failure *out is untouched and,
+ * with errbuf, a message names the problem (file, field). */
+
+/* An API key (x-goog-api-key, or the key query parameter). Returns 0,
+ * GAPI_EINVAL (NULL, empty, or characters not allowed in a header),
+ * GAPI_ENOMEM. */
+GAPI_EXTERN int gapi_credentials_api_key(gapi_credentials **out, const char *key,
+                                         const gapi_credentials_options *opts);
+
+/* A fixed access token ("Authorization: Bearer TOKEN"); never refreshed.
+ * Same errors. */
+GAPI_EXTERN int gapi_credentials_access_token(gapi_credentials **out, const char *token,
+                                              const gapi_credentials_options *opts);
+
+/* A credentials JSON document: a service account key ("type":
+ * "service_account") or gcloud's authorized user ("authorized_user"). json
+ * need not be NUL-terminated. Returns 0, GAPI_ECREDENTIALS (not JSON, a
+ * field missing or of the wrong type, an unknown type, a private key that
+ * is not an unencrypted PEM RSA key, a token_uri that is not https), GAPI_EINVAL
+ * (bad options), GAPI_ENOMEM. */
+GAPI_EXTERN int gapi_credentials_from_json(gapi_credentials **out, const char *json, size_t len,
+                                           const gapi_credentials_options *opts, char *errbuf,
+                                           size_t errbuf_size);
+
+/* Same, from a file (messages start with its path). */
+GAPI_EXTERN int gapi_credentials_from_file(gapi_credentials **out, const char *path,
+                                           const gapi_credentials_options *opts, char *errbuf,
+                                           size_t errbuf_size);
+
+/* The Compute Engine / GKE metadata server's default service account. */
+GAPI_EXTERN int gapi_credentials_metadata(gapi_credentials **out,
+                                          const gapi_credentials_options *opts);
+
+/* Application Default Credentials: the file named by
+ * $GOOGLE_APPLICATION_CREDENTIALS (set but unreadable is an error, as in
+ * Python), else gcloud's application_default_credentials.json
+ * ($CLOUDSDK_CONFIG, else ~/.config/gcloud), else the metadata server.
+ * No network I/O here: whether a metadata server answers is found out by
+ * the first token request (3 s to connect); when none does, requests fail
+ * with GAPI_ECREDENTIALS and a message listing everything tried. Returns 0,
+ * GAPI_ECREDENTIALS, GAPI_EINVAL, GAPI_ENOMEM. */
+GAPI_EXTERN int gapi_credentials_default(gapi_credentials **out,
+                                         const gapi_credentials_options *opts, char *errbuf,
+                                         size_t errbuf_size);
+
+/* A token source of the caller's: fetch runs on the client's loop thread
+ * when a token is needed (never from inside a gapi call of the caller's);
+ * the caller then calls gapi_token_request_done exactly once, on that
+ * thread, now or later. */
+typedef struct gapi_token_request gapi_token_request;
+typedef void (*gapi_token_fetch_cb)(gapi_client *c, gapi_token_request *tr, void *arg);
+GAPI_EXTERN int gapi_credentials_token_source(gapi_credentials **out, gapi_token_fetch_cb fetch,
+                                              void *arg, const gapi_credentials_options *opts);
+
+/* Complete a token fetch: err 0 with token (copied; visible ASCII only,
+ * else the waiting requests fail with GAPI_EAUTH) valid for expires_in_s
+ * seconds (0: one hour), or an error code (GAPI_EAUTH, say) and a message
+ * for the waiting requests (copied; NULL for none). tr is freed. Loop
+ * thread. A fetch not completed within the client's stall timeout fails
+ * its waiting requests with GAPI_EAUTH; completing it later, or after the
+ * client was freed, only frees tr. */
+GAPI_EXTERN void gapi_token_request_done(gapi_token_request *tr, int err, const char *token,
+                                         unsigned expires_in_s, const char *errmsg);
+
+GAPI_EXTERN gapi_credentials *gapi_credentials_ref(gapi_credentials *cr);
+GAPI_EXTERN void gapi_credentials_unref(gapi_credentials *cr);
+
+/* "api_key", "access_token", "service_account", "authorized_user",
+ * "metadata" or "token_source"; NULL for NULL. */
+GAPI_EXTERN const char *gapi_credentials_type(const gapi_credentials *cr);
+
+/* The service account's e-mail, or NULL. */
+GAPI_EXTERN const char *gapi_credentials_email(const gapi_credentials *cr);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
 # check` three times (optimised with -Werror, under ASan+UBSan with leak
 # detection, and under TSan), the test programs once more under valgrind memcheck,
 # `make distcheck`, and a short libFuzzer run of every harness (FUZZ_SECONDS each,
-# default 20). The last line is the summary: "N passed, N failed,
+# default 60). The last line is the summary: "N passed, N failed,
 # N skipped" (TAP test points over all runs, plus one per valgrind program
 # and one for distcheck).
 set -u
@@ -66,9 +66,9 @@ else
     tail -40 "$top/_build/release/distcheck.out"; echo "FAIL: make distcheck"; dist_pass=0; extra_fail=1; status=1
 fi
 
-echo "=== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per harness)"
+echo "=== fuzz (libFuzzer, ${FUZZ_SECONDS:-60} s per harness)"
 fz_pass=0; fz_fail=0
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}" >"$top/_build/fuzz.out" 2>&1
+scripts/fuzz.sh "${FUZZ_SECONDS:-60}" >"$top/_build/fuzz.out" 2>&1
 while read -r line; do
     case "$line" in
         "PASS: fuzz "*) echo "$line"; fz_pass=$((fz_pass+1));;

@@ -597,7 +597,7 @@ static int call_done(gapi_request *r, int err, void *ext)
     return GAPI_EHTTP;
 }
 
-static const gapi__req_ext_ops call_ops = {call_free, call_done};
+static const gapi__req_ext_ops call_ops = {call_free, call_done, NULL};
 
 static gapi__call *call_of(const gapi_request *r)
 {
@@ -659,6 +659,9 @@ static int copy_settings(gapi_request *r, const gapi_request *like)
     r->stall_ms = like->stall_ms;
     r->deadline_ms = like->deadline_ms;
     r->idempotent = like->idempotent;
+    r->retry = like->retry;
+    r->has_retry = like->has_retry;
+    r->creds = gapi_credentials_ref(like->creds);
     return GAPI_OK;
 }
 
@@ -691,6 +694,8 @@ static int make_request(gapi_request **out, gapi_client *c, builder *b, const ch
             fail(b, rc, "%s: the URL built was refused: %s", what(b), url.data);
         goto out;
     }
+    if (!like) /* API calls carry the client's credentials */
+        r->creds = gapi_credentials_ref(c->creds);
     rc = like ? copy_settings(r, like) : default_headers(r, call);
     if (rc == GAPI_OK && body)
         rc = gapi_request_set_body(r, body, body_len, content_type);

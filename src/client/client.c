@@ -24,7 +24,9 @@
 
 #include "common/error.h"
 #include "common/alloc.h"
+#include "auth/auth.h"
 #include "client/client.h"
+#include "request/retry.h"
 #include "transport/conn.h"
 
 static void deliver_one(gapi_client *c, gapi_request *r)
@@ -323,6 +325,20 @@ int gapi_client_shutdown(gapi_client *c, unsigned drain_ms)
     return GAPI_OK;
 }
 
+/* Requests between attempts (waiting for a token or a retry) are not in
+ * the pool, so gapi__pool_free did not end them. */
+static void end_waiting(gapi_client *c)
+{
+    gapi_request *r;
+
+    TAILQ_FOREACH(r, &c->live, live_link)
+    {
+        if (r->state == GAPI__REQ_INFLIGHT &&
+            (r->phase == GAPI__PH_AUTH || r->phase == GAPI__PH_BACKOFF))
+            gapi__request_abort(r, GAPI_ESHUTDOWN, "client shut down");
+    }
+}
+
 /* Loop thread, never inside a user callback. Ends everything: in-flight
  * transfers and mailbox submissions complete with GAPI_ESHUTDOWN, every
  * callback runs, then every event of ours leaves the base. The struct
@@ -342,11 +358,13 @@ static void teardown(gapi_client *c)
     for (;;) {
         if (c->q.ev)
             gapi__queue_drain_now(&c->q);
+        end_waiting(c);
         if (TAILQ_EMPTY(&c->doneq))
             break;
         while (!TAILQ_EMPTY(&c->doneq))
             drain_done(c);
     }
+    gapi__auth_client_free(c);
     /* The mailbox's lock and descriptors stay until the struct is freed:
      * other threads may still call submit (and get GAPI_ESHUTDOWN). */
     gapi__queue_detach(&c->q);
@@ -371,6 +389,7 @@ static void teardown(gapi_client *c)
 
 static void client_free_struct(gapi_client *c)
 {
+    gapi_credentials_unref(c->creds);
     gapi__queue_destroy(&c->q);
     pthread_mutex_destroy(&c->stats_mu);
     gapi__free(c->user_agent);
@@ -414,6 +433,8 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
                        char *errbuf, size_t errbuf_size)
 {
     gapi_client_options o = GAPI_CLIENT_OPTIONS_INIT;
+    gapi_retry_policy retry;
+    const char *why;
     gapi__pool_config pc;
     gapi_client *c;
     int rc;
@@ -423,9 +444,12 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
         return GAPI_EINVAL;
     }
     if (opts) {
-        /* Version 1 had everything before max_pending. */
-        if (opts->version == 1) {
-            memcpy(&o, opts, offsetof(gapi_client_options, max_pending));
+        /* Version 1 had everything before max_pending, version 2 everything
+         * before credentials. */
+        if (opts->version == 1 || opts->version == 2) {
+            memcpy(&o, opts,
+                   opts->version == 1 ? offsetof(gapi_client_options, max_pending)
+                                      : offsetof(gapi_client_options, credentials));
             o.version = GAPI_CLIENT_OPTIONS_VERSION;
         } else if (opts->version == GAPI_CLIENT_OPTIONS_VERSION) {
             o = *opts;
@@ -436,6 +460,10 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
                 "(initialise with GAPI_CLIENT_OPTIONS_INIT)");
             return GAPI_EINVAL;
         }
+    }
+    if (o.retry && gapi__retry_policy_resolve(&retry, o.retry, &why) != GAPI_OK) {
+        gapi__errbuf_printf(errbuf, errbuf_size, "gapi_client_new: options.retry: %s", why);
+        return GAPI_EINVAL;
     }
     resolve_defaults(&o);
     if (!(o.flags & GAPI_CLIENT_KEEP_SIGPIPE))
@@ -452,6 +480,13 @@ static int client_init(gapi_client **out, struct event_base *base, const gapi_cl
     /* Option strings are only needed to build the TLS context. */
     c->opts.ca_file = c->opts.ca_dir = c->opts.ca_pem = NULL;
     c->opts.application_name = NULL;
+    if (o.retry)
+        c->retry = retry;
+    c->opts.retry = NULL;
+    c->creds = gapi_credentials_ref(o.credentials);
+    c->opts.credentials = NULL;
+    c->on_attempt = o.on_attempt;
+    c->on_attempt_arg = o.on_attempt_arg;
     TAILQ_INIT(&c->live);
     TAILQ_INIT(&c->doneq);
     if ((rc = make_user_agent(c, o.application_name, errbuf, errbuf_size)) != GAPI_OK) {
@@ -637,6 +672,8 @@ static void live_stats(const gapi_client *c, gapi_client_stats *out)
     memset(out, 0, sizeof(*out));
     out->requests_started = c->started;
     out->requests_completed = c->completed;
+    out->retries = c->retries;
+    out->token_fetches = c->token_fetches;
     if (!c->pool)
         return;
     gapi__pool_get_stats(c->pool, &ps);

@@ -36,6 +36,14 @@ struct gapi_client {
     int closing;     /* torn down or being torn down: nothing new starts */
     int freeing;     /* gapi_client_free was called */
     uint64_t started, completed;
+    uint64_t retries, token_fetches;
+
+    /* Requests (version 3 options). */
+    gapi_credentials *creds; /* for calls; a reference */
+    gapi_retry_policy retry; /* resolved; max_attempts 0: none */
+    gapi_attempt_cb on_attempt;
+    void *on_attempt_arg;
+    struct gapi__token_cache *caches; /* auth/cache.c; loop thread */
 
     /* Cross-thread side (see queue.h). */
     gapi__queue q;

@@ -50,6 +50,8 @@ static const struct err_entry errors[] = {
     {GAPI_EFULL, "GAPI_EFULL", "too many requests queued or in flight"},
     {GAPI_EDEADLK, "GAPI_EDEADLK", "blocking call on the client's loop thread would deadlock"},
     {GAPI_ETIMEDOUT, "GAPI_ETIMEDOUT", "timed out waiting for the request"},
+    {GAPI_ECREDENTIALS, "GAPI_ECREDENTIALS", "credentials unusable or not found"},
+    {GAPI_EAUTH, "GAPI_EAUTH", "could not obtain an access token"},
 };
 
 static const struct err_entry *find(int err)

@@ -33,6 +33,8 @@
 #include <json-c/json.h>
 
 #include "gapi.h"
+#include <openssl/crypto.h>
+
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "json/parse.h"
@@ -45,6 +47,7 @@ struct parser {
     struct json_object **vals; /* elements of the arrays being parsed */
     size_t nvals, capvals;
     int saw_nul; /* a \u0000 was decoded since it was last cleared */
+    int secret;  /* GAPI__JSON_SECRET: no decoded text left in freed memory */
     gapi__json_error *err;
 };
 
@@ -145,6 +148,26 @@ static int fail_value(struct parser *ps, const char *p)
 
 /* ------------------------------------------------------------ helpers */
 
+/* Grow b for n more bytes without realloc, which could leave a copy of
+ * the decoded text (a private key, a token) in the block it gives back. */
+static int scratch_grow_wiped(gapi__buf *b, size_t n)
+{
+    gapi__buf bigger = GAPI__BUF_INIT;
+
+    if (n < b->cap - b->len)
+        return GAPI_OK;
+    if (gapi__buf_reserve(&bigger, b->len + n) != GAPI_OK)
+        return GAPI_ENOMEM;
+    if (b->data) {
+        memcpy(bigger.data, b->data, b->len + 1);
+        OPENSSL_cleanse(b->data, b->cap);
+    }
+    bigger.len = b->len;
+    gapi__buf_free(b);
+    *b = bigger;
+    return GAPI_OK;
+}
+
 /* Append to scratch. Inline fast path: keys go through here one by one. */
 static inline int scratch_put(struct parser *ps, const char *p, size_t n)
 {
@@ -156,6 +179,8 @@ static inline int scratch_put(struct parser *ps, const char *p, size_t n)
         b->data[b->len] = '\0'; /* gapi__buf's invariant */
         return 0;
     }
+    if (ps->secret && scratch_grow_wiped(b, n) != GAPI_OK)
+        return fail_nomem(ps);
     return gapi__buf_append(b, p, n) == GAPI_OK ? 0 : fail_nomem(ps);
 }
 
@@ -824,6 +849,12 @@ static int parse_value(struct parser *ps, struct json_object **out)
 int gapi__json_parse(const char *s, size_t len, unsigned max_depth, struct json_object **out,
                      gapi__json_error *err)
 {
+    return gapi__json_parse_ex(s, len, max_depth, 0, out, err);
+}
+
+int gapi__json_parse_ex(const char *s, size_t len, unsigned max_depth, unsigned flags,
+                        struct json_object **out, gapi__json_error *err)
+{
     struct parser ps;
     struct json_object *v = NULL;
     char b[16];
@@ -835,6 +866,7 @@ int gapi__json_parse(const char *s, size_t len, unsigned max_depth, struct json_
     ps.start = s ? s : "";
     ps.end = ps.start + len;
     ps.max_depth = max_depth ? max_depth : GAPI__JSON_DEFAULT_DEPTH;
+    ps.secret = (flags & GAPI__JSON_SECRET) != 0;
     ps.err = err;
     ps.p = skip_ws(ps.start, ps.end);
     if (ps.p == ps.end) {
@@ -847,6 +879,8 @@ int gapi__json_parse(const char *s, size_t len, unsigned max_depth, struct json_
             json_object_put(v);
         }
     }
+    if (ps.secret && ps.scratch.data)
+        OPENSSL_cleanse(ps.scratch.data, ps.scratch.cap);
     gapi__buf_free(&ps.scratch);
     gapi__free(ps.vals);
     if (rc == 0)

@@ -69,4 +69,11 @@ typedef struct gapi__json_error {
 int gapi__json_parse(const char *s, size_t len, unsigned max_depth, struct json_object **out,
                      gapi__json_error *err);
 
+/* The same with flags: GAPI__JSON_SECRET for documents holding secrets
+ * (key files, token responses): the parser's own buffers are wiped before
+ * they are released. The tree's strings are the caller's to wipe. */
+#define GAPI__JSON_SECRET 0x1u
+int gapi__json_parse_ex(const char *s, size_t len, unsigned max_depth, unsigned flags,
+                        struct json_object **out, gapi__json_error *err);
+
 #endif

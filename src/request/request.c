@@ -14,11 +14,14 @@
 #include <strings.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 #include "common/alloc.h"
 #include "client/client.h"
+#include "auth/auth.h"
 #include "json/parse.h"
 #include "request/request.h"
+#include "request/retry.h"
 
 /* Bodies up to this size are copied next to the headers so that the whole
  * request leaves in one write (one TLS record); larger ones are referenced. */
@@ -101,6 +104,16 @@ int gapi_request_new(gapi_request **out, gapi_client *c, const char *method, con
 
 void gapi__request_destroy(gapi_request *r)
 {
+    if ((r->secret || r->creds) && r->head.data) /* a token, key or assertion */
+        OPENSSL_cleanse(r->head.data, r->head.cap);
+    if (r->key_target)
+        OPENSSL_cleanse(r->key_target, strlen(r->key_target));
+    if (r->secret) { /* a token request's form and the token in its answer */
+        if (r->body)
+            OPENSSL_cleanse(r->body, r->body_len);
+        if (r->x.resp.body.data)
+            OPENSSL_cleanse(r->x.resp.body.data, r->x.resp.body.cap);
+    }
     if (r->ext_ops)
         r->ext_ops->destroy(r->ext);
     gapi__url_free(&r->url);
@@ -108,6 +121,8 @@ void gapi__request_destroy(gapi_request *r)
     gapi__buf_free(&r->head);
     gapi__free(r->body);
     gapi__free(r->content_type);
+    gapi__free(r->key_target);
+    gapi_credentials_unref(r->creds);
     gapi__response_reset(&r->x.resp);
     gapi__free(r);
 }
@@ -249,6 +264,46 @@ int gapi_request_set_idempotent(gapi_request *r, int idempotent)
     return GAPI_OK;
 }
 
+int gapi_request_set_retry(gapi_request *r, const gapi_retry_policy *p)
+{
+    gapi_retry_policy resolved;
+    const char *why;
+
+    if (!r)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    if (!p) {
+        r->has_retry = 0;
+        return GAPI_OK;
+    }
+    if (gapi__retry_policy_resolve(&resolved, p, &why) != GAPI_OK) {
+        set_err(r, "retry policy: %s", why);
+        return GAPI_EINVAL;
+    }
+    r->retry = resolved;
+    r->has_retry = 1;
+    return GAPI_OK;
+}
+
+int gapi_request_set_credentials(gapi_request *r, gapi_credentials *cr)
+{
+    if (!r)
+        return GAPI_EINVAL;
+    if (r->state != GAPI__REQ_NEW)
+        return GAPI_EBUSY;
+    gapi_credentials_unref(r->creds);
+    r->creds = gapi_credentials_ref(cr);
+    gapi__free(r->key_target);
+    r->key_target = NULL;
+    return GAPI_OK;
+}
+
+unsigned gapi_request_attempts(const gapi_request *r)
+{
+    return r ? r->attempts : 0;
+}
+
 static int needs_length(const char *m)
 {
     /* RFC 9110 8.6: a user agent should send Content-Length: 0 for methods
@@ -268,13 +323,13 @@ static int serialize(gapi_request *r)
     size_t i;
 
     gapi__buf_reset(h);
-    rc |=
-        gapi__buf_reserve(h, strlen(r->method) + strlen(r->url.target) + strlen(r->url.authority) +
-                                 r->user_headers.len + 2 * r->nheaders + 160 +
-                                 (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0));
+    rc |= gapi__buf_reserve(
+        h, strlen(r->method) + strlen(r->key_target ? r->key_target : r->url.target) +
+               strlen(r->url.authority) + r->user_headers.len + 2 * r->nheaders + 160 +
+               (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0));
     rc |= gapi__buf_puts(h, r->method);
     rc |= PUT(" ");
-    rc |= gapi__buf_puts(h, r->url.target);
+    rc |= gapi__buf_puts(h, r->key_target ? r->key_target : r->url.target);
     rc |= PUT(" HTTP/1.1\r\nHost: ");
     rc |= gapi__buf_puts(h, r->url.authority);
     rc |= PUT("\r\n");
@@ -304,6 +359,40 @@ static int serialize(gapi_request *r)
         rc |= gapi__buf_append(h, num, (size_t)n);
         rc |= PUT("\r\n");
     }
+    if (r->creds)
+        rc |= gapi__creds_static_headers(r->creds, h);
+    r->head_base = h->len;
+    return rc ? GAPI_ENOMEM : GAPI_OK;
+}
+
+/* Room for n more bytes in a head that may hold an old token past its
+ * length: realloc would free that copy uncleansed, so move it by hand. */
+static int reserve_wiped(gapi__buf *h, size_t n)
+{
+    gapi__buf bigger = GAPI__BUF_INIT;
+
+    if (h->len + n < h->cap)
+        return GAPI_OK;
+    if (gapi__buf_reserve(&bigger, h->len + n) != GAPI_OK)
+        return GAPI_ENOMEM;
+    memcpy(bigger.data, h->data, h->len);
+    bigger.len = h->len;
+    OPENSSL_cleanse(h->data, h->cap);
+    gapi__buf_free(h);
+    *h = bigger;
+    return GAPI_OK;
+}
+
+int gapi__request_finish_head(gapi_request *r, const char *lines, size_t len)
+{
+    gapi__buf *h = &r->head;
+    int rc = 0;
+
+    h->len = r->head_base;
+    if (reserve_wiped(h, len + 2 + (r->body_len <= INLINE_BODY_MAX ? r->body_len : 0)) != GAPI_OK)
+        return GAPI_ENOMEM;
+    if (len)
+        rc |= gapi__buf_append(h, lines, len);
     rc |= PUT("\r\n");
     if (r->body_len && r->body_len <= INLINE_BODY_MAX)
         rc |= gapi__buf_append(h, r->body, r->body_len);
@@ -334,7 +423,7 @@ static int is_json_type(const char *ct)
 
 /* Parse a JSON body; returns GAPI_OK (also when there is nothing to parse)
  * or GAPI_EJSON with a message that says where the body went wrong. */
-static int parse_json(gapi_request *r)
+int gapi__request_parse_json(gapi_request *r)
 {
     gapi_response *resp = &r->x.resp;
     gapi__json_error jerr;
@@ -351,18 +440,6 @@ static int parse_json(gapi_request *r)
     return rc;
 }
 
-static void xfer_done(gapi__xfer *x, int err)
-{
-    gapi_request *r = (gapi_request *)((char *)x - offsetof(gapi_request, x));
-    gapi_client *c = r->client;
-
-    if (err == GAPI_OK && !r->x.head_request && !r->raw_body)
-        err = parse_json(r);
-    if (r->ext_ops && r->ext_ops->done)
-        err = r->ext_ops->done(r, err, r->ext);
-    gapi__client_complete(c, r, err);
-}
-
 int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg)
 {
     gapi_client *c;
@@ -374,10 +451,21 @@ int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg)
     if (r->state != GAPI__REQ_NEW)
         return GAPI_EBUSY;
     c = r->client;
-    if (gapi__client_is_shut(c))
+    /* The library's own token requests still run while a shut-down client
+     * drains: the requests it lets finish may be waiting for that token. */
+    if (gapi__client_is_shut(c) && !r->internal)
         return GAPI_ESHUTDOWN;
+    if (r->creds && !r->key_target &&
+        (rc = gapi__creds_key_query(r->creds, r->url.target, &r->key_target)) != GAPI_OK)
+        return rc;
     if ((rc = serialize(r)) != GAPI_OK)
         return rc;
+    /* A token is added per attempt; everything else is final now. */
+    if (!(r->creds && gapi__creds_need_token(r->creds)) &&
+        (rc = gapi__request_finish_head(r, NULL, 0)) != GAPI_OK)
+        return rc;
+    if (!r->has_retry)
+        r->retry = c->retry;
     x = &r->x;
     x->url = &r->url;
     x->head = &r->head;
@@ -390,50 +478,14 @@ int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg)
     x->idempotent = r->idempotent;
     x->connect_ms = pick(r->connect_ms, c->opts.connect_timeout_ms);
     x->stall_ms = pick(r->stall_ms, c->opts.stall_timeout_ms);
-    x->deadline_ms = pick(r->deadline_ms, c->opts.deadline_ms);
+    /* The deadline spans every attempt: send.c keeps it, not the pool. */
+    x->deadline_ms = 0;
+    r->total_ms = pick(r->deadline_ms, c->opts.deadline_ms);
     x->max_header_bytes = c->opts.max_header_bytes;
     x->max_body_bytes = c->opts.max_body_bytes;
-    x->done = xfer_done;
+    x->done = gapi__request_xfer_done;
     r->cb = cb;
     r->arg = arg;
-    return GAPI_OK;
-}
-
-int gapi__request_start(gapi_request *r)
-{
-    gapi_client *c = r->client;
-    int rc;
-
-    r->state = GAPI__REQ_INFLIGHT;
-    TAILQ_INSERT_TAIL(&c->live, r, live_link);
-    rc = c->closing ? GAPI_ESHUTDOWN : gapi__pool_submit(c->pool, &r->x);
-    if (rc != GAPI_OK) {
-        TAILQ_REMOVE(&c->live, r, live_link);
-        r->state = GAPI__REQ_NEW;
-        return rc;
-    }
-    c->started++;
-    return GAPI_OK;
-}
-
-int gapi_request_send(gapi_request *r, gapi_response_cb cb, void *arg)
-{
-    int rc;
-
-    if ((rc = gapi__request_prepare(r, cb, arg)) != GAPI_OK)
-        return rc;
-    if ((rc = gapi__client_reserve(r)) != GAPI_OK)
-        return rc;
-    if ((rc = gapi__request_start(r)) != GAPI_OK)
-        gapi__client_unreserve(r);
-    return rc;
-}
-
-int gapi_request_cancel(gapi_request *r)
-{
-    if (!r || r->state != GAPI__REQ_INFLIGHT)
-        return GAPI_EBUSY;
-    gapi__pool_abort(r->client->pool, &r->x, GAPI_ECANCELED, "request cancelled");
     return GAPI_OK;
 }
 

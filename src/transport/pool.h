@@ -83,7 +83,7 @@ struct gapi__xfer {
     /* ---- outputs ---- */
     gapi_response resp;
     int have_resp; /* status line + headers received */
-    char errmsg[256];
+    char errmsg[512];
     unsigned replays;
 
     /* ---- transport-private ---- */
