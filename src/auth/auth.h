@@ -35,6 +35,11 @@ int gapi__creds_need_token(const gapi_credentials *cr);
 int gapi__creds_static_headers(const gapi_credentials *cr, gapi__buf *h);
 int gapi__creds_key_query(const gapi_credentials *cr, const char *target, char **out);
 
+/* Whether v can go into a header line as it is: not empty, printable
+ * ASCII only (no CR, LF or other controls), spaces only when allow_space,
+ * so nothing from a caller or a file can end the line early. */
+int gapi__header_value_ok(const char *v, int allow_space);
+
 /* Append s percent-encoded (all but RFC 3986 unreserved characters). */
 int gapi__form_encode(gapi__buf *b, const char *s);
 

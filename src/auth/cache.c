@@ -85,17 +85,6 @@ static void drop_line(gapi__token_cache *tc)
     }
 }
 
-/* A token goes into a header line: visible ASCII only. */
-static int header_safe(const char *t)
-{
-    if (!t || !*t)
-        return 0;
-    for (; *t; t++)
-        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
-            return 0;
-    return 1;
-}
-
 /* ------------------------------------------------------------ outcomes */
 
 static void wake(gapi__token_cache *tc, int err, const char *msg)
@@ -453,7 +442,7 @@ void gapi_token_request_done(gapi_token_request *tr, int err, const char *token,
     tc->tr = NULL;
     if (tc->fetch_timer)
         evtimer_del(tc->fetch_timer);
-    if (err == GAPI_OK && !header_safe(token))
+    if (err == GAPI_OK && !gapi__header_value_ok(token, 0)) /* visible ASCII */
         token_failed(tc, GAPI_EAUTH,
                      token && *token ? "the token source gave a token with characters not "
                                        "allowed in a header"

@@ -99,16 +99,22 @@ int gapi__creds_key_query(const gapi_credentials *cr, const char *target, char *
 
 /* ------------------------------------------------------------ building */
 
-/* A header value from the caller or a file: printable ASCII only, so
- * nothing can end the header line early. */
-static int header_safe(const char *v)
+int gapi__header_value_ok(const char *v, int allow_space)
 {
+    unsigned char lo = allow_space ? 0x20 : 0x21;
+
     if (!v || !*v)
         return 0;
     for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
+        if ((unsigned char)*v < lo || (unsigned char)*v >= 0x7f)
             return 0;
     return 1;
+}
+
+/* A header value from the caller or a file (scopes have spaces). */
+static int header_safe(const char *v)
+{
+    return gapi__header_value_ok(v, 1);
 }
 
 static int add_line(gapi__buf *b, const char *name, const char *v1, const char *v2)

@@ -814,20 +814,12 @@ int gapi_service_fetch(gapi_client *c, const char *api, const char *version,
 
 /* ---------------------------------------------------------------- sync driver */
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int gapi_service_fetch_sync(gapi_service **out, gapi_client *c, const char *api,
                             const char *version, const gapi_service_fetch_options *opts,
                             unsigned timeout_ms, char *errbuf, size_t errbuf_size)
 {
     static const char fn[] = "gapi_service_fetch_sync";
-    long long deadline = timeout_ms ? mono_ms() + timeout_ms : 0, left;
+    long long deadline = timeout_ms ? (long long)gapi__now_ms() + timeout_ms : 0, left;
     gapi_service *svc = NULL;
     gapi_request *r;
     gapi_future *fut;
@@ -856,7 +848,7 @@ int gapi_service_fetch_sync(gapi_service **out, gapi_client *c, const char *api,
         goto done;
     for (;;) {
         left = 0;
-        if (deadline && (left = deadline - mono_ms()) <= 0) {
+        if (deadline && (left = deadline - (long long)gapi__now_ms()) <= 0) {
             msg_add(f, "GET %s: not started: %u ms timeout reached", f->urls[f->step], timeout_ms);
             rc = GAPI_ETIMEDOUT;
             break;

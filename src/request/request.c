@@ -479,7 +479,6 @@ int gapi__request_prepare(gapi_request *r, gapi_response_cb cb, void *arg)
     x->connect_ms = pick(r->connect_ms, c->opts.connect_timeout_ms);
     x->stall_ms = pick(r->stall_ms, c->opts.stall_timeout_ms);
     /* The deadline spans every attempt: send.c keeps it, not the pool. */
-    x->deadline_ms = 0;
     r->total_ms = pick(r->deadline_ms, c->opts.deadline_ms);
     x->max_header_bytes = c->opts.max_header_bytes;
     x->max_body_bytes = c->opts.max_body_bytes;

@@ -90,10 +90,6 @@ void gapi__pool_finish(gapi__xfer *x, int err)
         TAILQ_REMOVE(&x->origin->waitq, x, wait_link);
         x->pool->stats.waiting--;
     }
-    if (x->deadline_ev) {
-        event_free(x->deadline_ev);
-        x->deadline_ev = NULL;
-    }
     x->state = GAPI__XFER_IDLE;
     x->conn = NULL;
     if (err != GAPI_OK && !x->errmsg[0])
@@ -192,17 +188,6 @@ void gapi__pool_replay(gapi__xfer *x)
     dispatch(x->origin, x);
 }
 
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-    gapi__xfer *x = arg;
-    char msg[96];
-
-    (void)fd;
-    (void)what;
-    snprintf(msg, sizeof(msg), "total deadline of %u ms exceeded", x->deadline_ms);
-    gapi__pool_abort(x->pool, x, GAPI_EDEADLINE, msg);
-}
-
 int gapi__pool_submit(gapi__pool *p, gapi__xfer *x)
 {
     gapi__origin *o = origin_get(p, x->url);
@@ -215,14 +200,6 @@ int gapi__pool_submit(gapi__pool *p, gapi__xfer *x)
     x->fresh_only = 0;
     x->errmsg[0] = '\0';
     x->have_resp = 0;
-    if (x->deadline_ms) {
-        struct timeval tv = {(time_t)(x->deadline_ms / 1000),
-                             (suseconds_t)(x->deadline_ms % 1000) * 1000};
-        x->deadline_ev = evtimer_new(p->cfg.base, deadline_cb, x);
-        if (!x->deadline_ev)
-            return GAPI_ENOMEM;
-        evtimer_add(x->deadline_ev, &tv);
-    }
     /* Marked in flight before dispatch: dispatch may finish it at once. */
     x->state = GAPI__XFER_CONNECTING;
     dispatch(o, x);

@@ -76,7 +76,7 @@ struct gapi__xfer {
     long long reader_length; /* -1: chunked */
     int head_request;
     int idempotent;
-    unsigned connect_ms, stall_ms, deadline_ms; /* 0 = none */
+    unsigned connect_ms, stall_ms; /* 0 = none; the total deadline is the request's */
     size_t max_header_bytes, max_body_bytes;
     void (*done)(gapi__xfer *x, int err);
 
@@ -91,7 +91,6 @@ struct gapi__xfer {
     gapi__pool *pool;
     gapi__origin *origin;
     gapi__conn *conn;
-    struct event *deadline_ev;
     int fresh_only; /* replay: never on a reused connection */
     TAILQ_ENTRY(gapi__xfer) wait_link;
 };
